@@ -1,0 +1,8 @@
+"""skae: autoencoders and variational autoencoders as scikit-learn transformers."""
+
+from .autoencoder import AutoencoderTransformer
+from .vae import VAETransformer
+
+__version__ = "0.1.0"
+
+__all__ = ["AutoencoderTransformer", "VAETransformer", "__version__"]

@@ -1,0 +1,668 @@
+"""The scikit-learn face shared by both estimators.
+
+``_BaseAutoencoder`` validates parameters and data, converts the data to one
+tensor, hands it to :mod:`skae.engine.trainer`, and stores what comes back as
+fitted attributes. Subclasses say which networks to build, which engine model
+wraps them, and how to draw latent codes for :meth:`sample`.
+"""
+
+import copy
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from .engine.device import resolve_device
+from .engine.inference import apply_in_chunks, chunk_rows_for, with_dtype
+from .engine.networks import ACTIVATIONS, initialize_parameters
+from .engine.trainer import make_optimizer, train
+
+# Training runs in float32: past this magnitude squared errors summed over
+# features overflow it, so such data is refused with advice to scale it.
+_MAX_TRAINING_MAGNITUDE = 1e15
+
+_AUTO_BATCH_SIZE = 200
+
+_COMMON_PARAMETERS = """\
+    n_components : int, default=2
+        Size of the latent code: the number of output columns of
+        :meth:`transform`.
+
+    hidden_layer_sizes : array-like of int or int, default=(128, 64)
+        Widths of the encoder's hidden layers, from the input towards the code.
+        The decoder mirrors them. ``()`` gives a linear encoder and decoder.
+
+    activation : {{"relu", "tanh", "logistic", "identity", "elu", "gelu"}}, \
+default="relu"
+        Activation between hidden layers (names as in MLPRegressor, plus
+        ``"elu"`` and ``"gelu"``).
+
+    reconstruction_loss : {{"mse", "bce"}}, default="mse"
+        ``"mse"``: squared error, for real-valued data of any scale.
+        ``"bce"``: binary cross-entropy for data in [0, 1] (images scaled to
+        [0, 1], binary features); the decoder then ends in a sigmoid and
+        :meth:`inverse_transform` returns values in [0, 1].
+{extra}
+    batch_size : int or "auto", default="auto"
+        Rows per optimiser step. ``"auto"`` uses ``min(200, n_samples)`` as
+        MLPRegressor does; larger values are clipped to ``n_samples`` with a
+        warning.
+
+    learning_rate_init : float, default=1e-3
+        Step size of the Adam optimiser.
+
+    max_iter : int, default=500
+        Maximum number of epochs (passes over the training data) per
+        :meth:`fit`. :meth:`partial_fit` always makes one pass.
+
+    tol : float, default=1e-4
+        Relative tolerance: an epoch counts as progress when it improves the
+        best training loss (or, with ``early_stopping``, the best validation
+        score) by more than ``tol`` times its magnitude. Relative rather than
+        absolute as in MLPRegressor, because the loss scales with the data.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training rows, score them after
+        every epoch with :meth:`score`, stop once the score has not improved for
+        ``n_iter_no_change`` epochs, and keep the weights of the best epoch.
+
+    validation_fraction : float, default=0.1
+        Fraction of the training rows held out when ``early_stopping=True``.
+
+    n_iter_no_change : int, default=10
+        Epochs without progress (see ``tol``) after which training stops.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, the validation split and the
+        VAE's noise, through a local :class:`torch.Generator`; the global
+        NumPy and torch random states are never touched. An int gives
+        bit-identical results on the CPU.
+
+    verbose : int or bool, default=0
+        Print the loss after each epoch.
+
+    warm_start : bool, default=False
+        Let :meth:`fit` continue from the previous weights instead of starting
+        afresh. The network's shape parameters must not change in between.
+
+    device : str or torch.device, default="auto"
+        Where to train and infer: ``"auto"`` (CUDA, then MPS, then the CPU),
+        ``"cpu"``, ``"cuda"``, ``"cuda:<index>"``, ``"mps"`` or a
+        :class:`torch.device`. Checked at fit time: an unknown or unavailable
+        device is a ``ValueError``.
+"""
+
+_COMMON_ATTRIBUTES = """\
+    encoder_ : torch.nn.Module
+        The trained encoder. It lives on ``device_`` and works on float32
+        tensors of shape ``(n, n_features_in_)``.
+
+    decoder_ : torch.nn.Module
+        The trained decoder. Its raw output is the reconstruction for
+        ``"mse"`` and logits for ``"bce"``; :meth:`inverse_transform` applies
+        the sigmoid.
+
+    n_components_ : int
+        Size of the latent code.
+
+    device_ : torch.device
+        Where the fitted networks live.
+
+    n_iter_ : int
+        Number of epochs run, summed over ``warm_start`` fits and
+        ``partial_fit`` calls.
+
+    loss_curve_ : list of float
+        Mean training loss per epoch (per row, summed over features).
+
+    best_loss_ : float
+        Lowest value in ``loss_curve_``.
+
+    validation_scores_ : list of float or None
+        Validation score (mean :meth:`score_samples`) per epoch when
+        ``early_stopping=True``, else None.
+
+    best_validation_score_ : float or None
+        Highest value in ``validation_scores_``, or None.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+"""
+
+
+def _as_tensor(X):
+    """A CPU tensor sharing memory with ``X`` where its layout allows."""
+    with warnings.catch_warnings():
+        # Read-only inputs (memmaps) are shared as they are: skae never writes to them.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.asarray(X))
+
+
+class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Shared implementation of :class:`AutoencoderTransformer` and :class:`VAETransformer`."""
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "reconstruction_loss": [StrOptions({"mse", "bce"})],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "device": [str, torch.device],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(128, 64),
+        activation="relu",
+        reconstruction_loss="mse",
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        max_iter=500,
+        tol=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        device="auto",
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.reconstruction_loss = reconstruction_loss
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+
+    # ------------------------------------------------------------------ hooks
+
+    def _build_networks(self, n_features, hidden_layer_sizes):
+        """Return ``(encoder, decoder)`` for ``n_features`` inputs."""
+        raise NotImplementedError
+
+    def _engine_model_for(self, encoder, decoder, reconstruction_loss):
+        """The engine model (:mod:`skae.engine.autoencoders`) wrapping two networks."""
+        raise NotImplementedError
+
+    def _prepare_training(self, X, fresh):
+        """Record what training needs from the data before the first epoch."""
+
+    def _fit_latent_summary(self, model, X):
+        """Store what :meth:`sample` and :meth:`score_samples` need from the training data."""
+        raise NotImplementedError
+
+    def _draw_latent(self, n_samples, rng):
+        """Latent codes for :meth:`sample`, float64 of shape ``(n_samples, n_components_)``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- validation
+
+    def _hidden_layer_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if not hasattr(sizes, "__iter__") else list(sizes)
+        for size in sizes:
+            if isinstance(size, (bool, np.bool_)) or not isinstance(size, Integral) or size < 1:
+                raise ValueError(
+                    "hidden_layer_sizes must contain positive integers, got "
+                    f"{self.hidden_layer_sizes!r}."
+                )
+        return tuple(int(size) for size in sizes)
+
+    def _architecture(self):
+        """What must stay fixed for training to continue from fitted weights."""
+        return (
+            self.n_components,
+            self._hidden_layer_sizes(),
+            self.activation,
+            self.reconstruction_loss,
+        )
+
+    def _validate_training_data(self, X, reset):
+        X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+        largest = float(np.max(np.abs(X)))
+        if largest > _MAX_TRAINING_MAGNITUDE:
+            raise ValueError(
+                f"X contains values as large as {largest:.3g} in magnitude, beyond what "
+                f"float32 training handles (|x| <= {_MAX_TRAINING_MAGNITUDE:g}). Scale the "
+                "data first, for instance with sklearn.preprocessing.StandardScaler."
+            )
+        if self.reconstruction_loss == "bce":
+            low, high = float(X.min()), float(X.max())
+            if low < 0 or high > 1:
+                raise ValueError(
+                    'reconstruction_loss="bce" needs data in [0, 1], but X ranges from '
+                    f"{low:.4g} to {high:.4g}. Scale it with sklearn.preprocessing."
+                    'MinMaxScaler or use reconstruction_loss="mse".'
+                )
+        return X
+
+    def _batch_size(self, n_samples):
+        if self.batch_size == "auto":
+            return min(_AUTO_BATCH_SIZE, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn(
+                f"batch_size={self.batch_size} is larger than the {n_samples} samples "
+                "given; it is clipped to the number of samples.",
+                UserWarning,
+            )
+            return n_samples
+        return self.batch_size
+
+    # ---------------------------------------------------------------- fitting
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the networks on ``X`` for up to ``max_iter`` epochs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Make one pass over ``X``, continuing from the current weights.
+
+        The first call initialises the networks; later calls keep the weights
+        and the optimiser's state, so data read chunk by chunk trains one model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data.
+
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        if self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True: there is no held-out "
+                "data across calls. Set early_stopping=False or use fit."
+            )
+        return self._fit(X, incremental=True)
+
+    def _fit(self, X, incremental):
+        fitted = hasattr(self, "encoder_")
+        fresh = not fitted or (not incremental and not self.warm_start)
+        if not fresh and self._fitted_architecture != self._architecture():
+            raise ValueError(
+                "The network's shape parameters (n_components, hidden_layer_sizes, "
+                "activation, reconstruction_loss) changed since the last fit, from "
+                f"{self._fitted_architecture} to {self._architecture()}; continuing "
+                "training needs the same network. Set warm_start=False and call fit."
+            )
+        X = self._validate_training_data(X, reset=fresh)
+        device = resolve_device(self.device)
+        if fresh:
+            rng = check_random_state(self.random_state)
+            encoder, decoder = self._initial_networks(X.shape[1], rng, device)
+        else:
+            rng = self._random_state
+            encoder, decoder = self.encoder_.to(device), self.decoder_.to(device)
+
+        X_all = _as_tensor(X).to(device=device, dtype=torch.float32).contiguous()
+        self._prepare_training(X_all, fresh)
+        X_train, X_val = X_all, None
+        if self.early_stopping and not incremental:
+            X_train, X_val = self._validation_split(X_all, rng)
+
+        model = self._engine_model_for(encoder, decoder, self.reconstruction_loss)
+        optimizer = make_optimizer(model.parameters(), self.learning_rate_init, device)
+        if not fresh and getattr(self, "_optimizer_state", None) is not None:
+            optimizer.load_state_dict(self._optimizer_state)
+            for group in optimizer.param_groups:
+                group["lr"] = self.learning_rate_init
+        generator = torch.Generator(device=device).manual_seed(
+            int(rng.randint(np.iinfo(np.int32).max))
+        )
+        validation_score = None
+        if X_val is not None:
+
+            def validation_score():
+                with torch.no_grad():
+                    return float(model.score_samples(X_val).mean())
+
+        epochs_before = 0 if fresh else self.n_iter_
+        history = train(
+            model,
+            optimizer,
+            X_train,
+            n_epochs=1 if incremental else self.max_iter,
+            batch_size=self._batch_size(X_train.shape[0]),
+            generator=generator,
+            tol=self.tol,
+            n_iter_no_change=None if incremental else self.n_iter_no_change,
+            validation_score=validation_score,
+            on_epoch_end=_ProgressPrinter(epochs_before) if self.verbose else None,
+        )
+        previous_losses = [] if fresh else self.loss_curve_
+        if history.stop_reason == "diverged" and not (previous_losses or history.losses):
+            raise ValueError(
+                "Training diverged in the first epoch: the loss became NaN or infinite. "
+                f"Lower learning_rate_init (now {self.learning_rate_init:g}) or scale the "
+                "data, for instance with sklearn.preprocessing.StandardScaler."
+            )
+
+        self.encoder_, self.decoder_ = encoder, decoder
+        self.n_components_ = self.n_components
+        self.device_ = device
+        self._fitted_architecture = self._architecture()
+        self._random_state = rng
+        self._optimizer_state = (
+            None if history.stop_reason == "diverged" else optimizer.state_dict()
+        )
+        self.n_iter_ = (0 if fresh else self.n_iter_) + len(history.losses)
+        self.loss_curve_ = previous_losses + history.losses
+        self.best_loss_ = min(self.loss_curve_)
+        if self.early_stopping and not incremental:
+            previous = [] if fresh else (self.validation_scores_ or [])
+            self.validation_scores_ = previous + history.validation_scores
+            self.best_validation_score_ = max(self.validation_scores_)
+        elif fresh:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+        self._fit_latent_summary(model, X_train)
+        self._warn_about_stop(history.stop_reason, incremental)
+        return self
+
+    def _initial_networks(self, n_features, rng, device):
+        """Build the networks without drawing from torch's global random state.
+
+        They are built on the meta device (no initialisation at all), then
+        initialised on the CPU from a seeded local generator, so the starting
+        weights are the same whichever device trains them.
+        """
+        with torch.device("meta"):
+            encoder, decoder = self._build_networks(n_features, self._hidden_layer_sizes())
+        generator = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
+        networks = []
+        for network in (encoder, decoder):
+            network = network.to_empty(device="cpu")
+            initialize_parameters(network, generator)
+            networks.append(network.to(device))
+        return tuple(networks)
+
+    def _validation_split(self, X, rng):
+        n_samples = X.shape[0]
+        n_val = max(1, int(round(self.validation_fraction * n_samples)))
+        if n_samples - n_val < 1:
+            raise ValueError(
+                f"early_stopping=True needs at least 2 samples to hold out "
+                f"validation_fraction={self.validation_fraction} of them; got "
+                f"{n_samples}."
+            )
+        order = torch.from_numpy(rng.permutation(n_samples)).to(X.device)
+        return X.index_select(0, order[n_val:]), X.index_select(0, order[:n_val])
+
+    def _warn_about_stop(self, stop_reason, incremental):
+        if stop_reason == "diverged":
+            warnings.warn(
+                "Training diverged: the loss became NaN or infinite, so training stopped "
+                f"and the weights of the last finite epoch (epoch {self.n_iter_}) were "
+                f"kept. Lower learning_rate_init (now {self.learning_rate_init:g}) or "
+                "scale the data, for instance with sklearn.preprocessing.StandardScaler.",
+                ConvergenceWarning,
+            )
+        elif stop_reason == "interrupted":
+            warnings.warn(
+                "Training was interrupted (KeyboardInterrupt); the weights of the last "
+                f"completed epoch were kept (n_iter_={self.n_iter_}).",
+                UserWarning,
+            )
+        elif stop_reason == "max_epochs" and not incremental:
+            warnings.warn(
+                f"Maximum iterations ({self.max_iter}) reached and the optimization "
+                "hasn't converged yet.",
+                ConvergenceWarning,
+            )
+
+    # --------------------------------------------------------------- inference
+
+    def _engine_model(self):
+        """The fitted engine model, as fitted (later set_params calls do not change it)."""
+        reconstruction_loss = self._fitted_architecture[3]
+        return self._engine_model_for(self.encoder_, self.decoder_, reconstruction_loss)
+
+    def _validate_inference_data(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+
+    def _compute_dtype(self, dtype):
+        # MPS has no float64; elsewhere float64 input is computed in float64 so the
+        # result does not depend on how rows are batched (float32 BLAS kernels do).
+        if dtype == np.float64 and self.device_.type != "mps":
+            return torch.float64
+        return torch.float32
+
+    def _apply(self, method, X, n_columns):
+        """Run ``method(model, batch)`` over ``X`` in chunks; numpy out in X's dtype."""
+        dtype = self._compute_dtype(X.dtype)
+        model = with_dtype(self._engine_model(), dtype)
+        result = apply_in_chunks(
+            lambda batch: method(model, batch),
+            _as_tensor(X).to(dtype),
+            self.device_,
+            chunk_rows_for(n_columns),
+        )
+        if isinstance(result, tuple):
+            return tuple(part.numpy().astype(X.dtype, copy=False) for part in result)
+        return result.numpy().astype(X.dtype, copy=False)
+
+    def transform(self, X):
+        """Encode ``X`` into its latent code (deterministic).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+            The codes, in X's floating dtype (float32 stays float32).
+        """
+        X = self._validate_inference_data(X)
+        return self._apply(lambda model, batch: model.encode(batch), X, X.shape[1])
+
+    def inverse_transform(self, X):
+        """Decode latent codes back to input space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Latent codes, for instance the output of :meth:`transform`.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+            Reconstructions in input space (probabilities in [0, 1] for
+            ``reconstruction_loss="bce"``, never logits).
+        """
+        check_is_fitted(self)
+        Z = check_array(X, dtype=[np.float64, np.float32], input_name="X")
+        if Z.shape[1] != self.n_components_:
+            raise ValueError(
+                f"X has {Z.shape[1]} columns, but {type(self).__name__} decodes codes "
+                f"of n_components={self.n_components_} columns."
+            )
+        return self._apply(lambda model, batch: model.decode(batch), Z, self.n_features_in_)
+
+    def score_samples(self, X):
+        """Per-sample log-likelihood bound: higher means better explained.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            Float64 scores; deterministic and independent of how rows are
+            batched.
+        """
+        X = self._validate_inference_data(X)
+        dtype = self._compute_dtype(X.dtype)
+        model = with_dtype(self._engine_model(), dtype)
+        result = apply_in_chunks(
+            model.score_samples, _as_tensor(X).to(dtype), self.device_, chunk_rows_for(X.shape[1])
+        )
+        return result.numpy().astype(np.float64)
+
+    def score(self, X, y=None):
+        """Mean of :meth:`score_samples`, so model selection needs no labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        score : float
+            Average per-sample log-likelihood bound.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples=1, random_state=None):
+        """Generate new data by decoding random latent codes.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples to generate.
+
+        random_state : int, RandomState instance or None, default=None
+            Seeds the latent draws; the same value gives the same samples.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_)
+            Generated data in input space, float64.
+        """
+        check_is_fitted(self)
+        if (
+            isinstance(n_samples, (bool, np.bool_))
+            or not isinstance(n_samples, Integral)
+            or n_samples < 1
+        ):
+            raise ValueError(
+                f"n_samples must be a positive integer, got {n_samples!r}: sample needs "
+                "to draw at least one sample."
+            )
+        rng = check_random_state(random_state)
+        Z = self._draw_latent(int(n_samples), rng)
+        return self._apply(lambda model, batch: model.decode(batch), Z, self.n_features_in_)
+
+    # -------------------------------------------------------------- plumbing
+
+    @property
+    def _n_features_out(self):
+        return self.n_components_
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # Pickles hold CPU tensors so that a model trained on a GPU loads anywhere.
+        for name in ("encoder_", "decoder_"):
+            module = state.get(name)
+            if module is not None and next(module.parameters(), torch.empty(0)).device.type != "cpu":
+                state[name] = copy.deepcopy(module).cpu()
+        if state.get("_optimizer_state") is not None:
+            state["_optimizer_state"] = _to_cpu(state["_optimizer_state"])
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        device = getattr(self, "device_", None)
+        if device is None or device.type == "cpu":
+            return
+        try:
+            resolve_device(device)
+        except ValueError:
+            self.device_ = torch.device("cpu")
+            return
+        self.encoder_.to(device)
+        self.decoder_.to(device)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+class _ProgressPrinter:
+    """Prints one line per epoch, numbered across warm starts (as MLPRegressor)."""
+
+    def __init__(self, epochs_before):
+        self.epoch = epochs_before
+
+    def __call__(self, loss, validation_score):
+        self.epoch += 1
+        message = f"Iteration {self.epoch}, loss = {loss:.8f}"
+        if validation_score is not None:
+            message += f", validation score = {validation_score:.8f}"
+        print(message)
+
+
+def _to_cpu(value):
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {key: _to_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(item) for item in value)
+    return value
