@@ -12,6 +12,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+from torch import nn
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -25,7 +26,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .engine.device import resolve_device
 from .engine.inference import apply_in_chunks, chunk_rows_for, with_dtype
-from .engine.networks import ACTIVATIONS, initialize_parameters
+from .engine.networks import ACTIVATIONS, Standardize, Unstandardize, initialize_parameters
 from .engine.trainer import make_optimizer, train
 
 # Training runs in float32: past this magnitude squared errors summed over
@@ -143,6 +144,27 @@ _COMMON_ATTRIBUTES = """\
         Names of features seen during :term:`fit`. Defined only when `X`
         has feature names that are all strings.
 """
+
+
+def _location_and_scale(X, chunk_rows=1 << 16):
+    """Per-feature mean and one overall standard deviation (1 for constant data).
+
+    Computed chunk by chunk (Chan et al.'s pairwise update) so that large
+    inputs are never copied whole.
+    """
+    count, mean, sum_squares = 0, np.zeros(X.shape[1]), np.zeros(X.shape[1])
+    for start in range(0, X.shape[0], chunk_rows):
+        block = np.asarray(X[start : start + chunk_rows], dtype=np.float64)
+        block_mean = block.mean(axis=0)
+        block_count = block.shape[0]
+        delta = block_mean - mean
+        total = count + block_count
+        sum_squares += ((block - block_mean) ** 2).sum(axis=0)
+        sum_squares += delta**2 * count * block_count / total
+        mean += delta * block_count / total
+        count = total
+    spread = float(np.sqrt((sum_squares / count).mean()))
+    return mean, spread if spread > 0 and np.isfinite(spread) else 1.0
 
 
 def _as_tensor(X):
@@ -345,7 +367,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         device = resolve_device(self.device)
         if fresh:
             rng = check_random_state(self.random_state)
-            encoder, decoder = self._initial_networks(X.shape[1], rng, device)
+            encoder, decoder = self._initial_networks(X, rng, device)
         else:
             rng = self._random_state
             encoder, decoder = self.encoder_.to(device), self.decoder_.to(device)
@@ -415,7 +437,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self._warn_about_stop(history.stop_reason, incremental)
         return self
 
-    def _initial_networks(self, n_features, rng, device):
+    def _initial_networks(self, X, rng, device):
         """Build the networks without drawing from torch's global random state.
 
         They are built on the meta device (no initialisation at all), then
@@ -423,14 +445,18 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         weights are the same whichever device trains them.
         """
         with torch.device("meta"):
-            encoder, decoder = self._build_networks(n_features, self._hidden_layer_sizes())
+            encoder, decoder = self._build_networks(X.shape[1], self._hidden_layer_sizes())
         generator = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
-        networks = []
         for network in (encoder, decoder):
-            network = network.to_empty(device="cpu")
+            network.to_empty(device="cpu")
             initialize_parameters(network, generator)
-            networks.append(network.to(device))
-        return tuple(networks)
+        # The networks work on standardised data, so the same learning rate and
+        # initialisation suit data of any scale; the losses stay in input units.
+        mean, scale = _location_and_scale(X)
+        encoder = nn.Sequential(Standardize(mean, scale), encoder)
+        if self.reconstruction_loss == "mse":
+            decoder = nn.Sequential(decoder, Unstandardize(mean, scale))
+        return encoder.to(device), decoder.to(device)
 
     def _validation_split(self, X, rng):
         n_samples = X.shape[0]

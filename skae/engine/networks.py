@@ -8,6 +8,8 @@ from torch import nn
 __all__ = [
     "ACTIVATIONS",
     "GaussianEncoder",
+    "Standardize",
+    "Unstandardize",
     "build_mlp",
     "initialize_parameters",
 ]
@@ -59,6 +61,29 @@ class GaussianEncoder(nn.Module):
     def forward(self, x):
         mean, log_var = self.body(x).chunk(2, dim=-1)
         return mean, log_var.clamp(_LOG_VAR_MIN, _LOG_VAR_MAX)
+
+
+class Standardize(nn.Module):
+    """``(x - mean) / scale``: puts the network's input on a unit scale.
+
+    ``mean`` is per feature; ``scale`` is one number for all features, so the
+    relative scale of features (which the user chose) is kept.
+    """
+
+    def __init__(self, mean, scale):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).clone())
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32).clone())
+
+    def forward(self, x):
+        return (x - self.mean) / self.scale
+
+
+class Unstandardize(Standardize):
+    """``x * scale + mean``: the inverse of :class:`Standardize`, for decoder outputs."""
+
+    def forward(self, x):
+        return x * self.scale + self.mean
 
 
 def _fan_in(weight, transposed):

@@ -1,0 +1,51 @@
+"""scikit-learn's estimator checks, with no expected failures."""
+
+import pytest
+from sklearn.utils.estimator_checks import (
+    check_dataframe_column_names_consistency,
+    check_get_feature_names_out_error,
+    check_global_output_transform_pandas,
+    check_param_validation,
+    check_set_output_transform,
+    check_set_output_transform_pandas,
+    check_transformer_get_feature_names_out,
+    check_transformer_get_feature_names_out_pandas,
+    parametrize_with_checks,
+)
+
+from skae import AutoencoderTransformer, VAETransformer
+
+CHECKED = [
+    AutoencoderTransformer(hidden_layer_sizes=(8,), max_iter=5, random_state=0, device="cpu"),
+    VAETransformer(hidden_layer_sizes=(8,), max_iter=5, random_state=0, device="cpu"),
+    VAETransformer(
+        hidden_layer_sizes=(8, 4), reconstruction_loss="mse", beta=0.5, random_state=0,
+        max_iter=5, device="cpu",
+    ),
+]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@parametrize_with_checks(CHECKED)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+EXTRA_CHECKS = [
+    check_set_output_transform,
+    check_set_output_transform_pandas,
+    check_global_output_transform_pandas,
+    check_transformer_get_feature_names_out,
+    check_transformer_get_feature_names_out_pandas,
+    check_dataframe_column_names_consistency,
+    check_param_validation,
+    check_get_feature_names_out_error,
+]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("estimator", CHECKED[:2], ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("check", EXTRA_CHECKS, ids=lambda c: c.__name__)
+def test_checks_run_outside_parametrize_with_checks(estimator, check):
+    pytest.importorskip("pandas")
+    check(type(estimator).__name__, estimator)
