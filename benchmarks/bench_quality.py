@@ -1,0 +1,76 @@
+"""Default-settings quality on digits: held-out reconstruction error against PCA.
+
+Run: python benchmarks/bench_quality.py
+
+load_digits scaled to [0, 1], 30% held out (stratified, random_state=0). Each
+model is fitted with default settings, only n_components set, and scored by the
+mean squared error of inverse_transform(transform(X_test)) against X_test. The
+targets are the ones issue 2 sets: AE <= 0.70x PCA at 2 components and <= 0.60x
+at 8, VAE <= 0.75x at both, each fit under 30 s on a 2-core machine.
+"""
+
+import argparse
+import sys
+import time
+import warnings
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+
+from skae import AutoencoderTransformer, VAETransformer
+
+TARGETS = {
+    ("AutoencoderTransformer", 2): 0.70,
+    ("AutoencoderTransformer", 8): 0.60,
+    ("VAETransformer", 2): 0.75,
+    ("VAETransformer", 8): 0.75,
+}
+MAX_FIT_SECONDS = 30.0
+
+
+def held_out_mse(reducer, X_train, X_test):
+    """Fit ``reducer`` on X_train; return (test reconstruction MSE, fit seconds)."""
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reducer.fit(X_train)
+    seconds = time.perf_counter() - start
+    X_rec = reducer.inverse_transform(reducer.transform(X_test))
+    return float(np.mean((X_rec - X_test) ** 2)), seconds
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--random-state", type=int, default=0, help="seed of the models")
+    args = parser.parse_args(argv)
+
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test = train_test_split(X / 16.0, test_size=0.3, stratify=y, random_state=0)
+    rows, all_met = [], True
+    for n_components in (2, 8):
+        pca_mse, pca_seconds = held_out_mse(PCA(n_components), X_train, X_test)
+        rows.append(("PCA", n_components, pca_mse, 1.0, pca_seconds, None, True))
+        for cls in (AutoencoderTransformer, VAETransformer):
+            model = cls(n_components=n_components, device=args.device,
+                        random_state=args.random_state)
+            mse, seconds = held_out_mse(model, X_train, X_test)
+            target = TARGETS[(cls.__name__, n_components)]
+            met = mse / pca_mse <= target and seconds <= MAX_FIT_SECONDS
+            all_met &= met
+            rows.append((cls.__name__, n_components, mse, mse / pca_mse, seconds, target, met))
+
+    print("| model | n_components | held-out MSE | / PCA | target | fit (s) | met |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, k, mse, ratio, seconds, target, met in rows:
+        target_text = f"<= {target:.2f}" if target is not None else ""
+        print(f"| {name} | {k} | {mse:.4f} | {ratio:.2f} | {target_text} | {seconds:.1f} "
+              f"| {'yes' if met else 'NO'} |")
+    return 0 if all_met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
