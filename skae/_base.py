@@ -640,7 +640,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return self.n_components_
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # object.__getstate__ returns the instance's own __dict__: copy before editing.
+        state = dict(super().__getstate__())
         # Pickles hold CPU tensors so that a model trained on a GPU loads anywhere.
         for name in ("encoder_", "decoder_"):
             module = state.get(name)
