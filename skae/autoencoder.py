@@ -1,6 +1,9 @@
-"""AutoencoderTransformer: deterministic codes and a Gaussian fitted to them."""
+"""AutoencoderTransformer: deterministic codes and a density fitted to them."""
 
 import numpy as np
+from sklearn.base import clone
+from sklearn.mixture import GaussianMixture
+from sklearn.utils._param_validation import StrOptions
 
 from ._base import _COMMON_ATTRIBUTES, _COMMON_PARAMETERS, _BaseAutoencoder
 from .engine.autoencoders import Autoencoder
@@ -15,13 +18,21 @@ class AutoencoderTransformer(_BaseAutoencoder):
     code space and a mirrored decoder maps it back; both are trained to minimise
     the reconstruction error. :meth:`transform` returns the codes,
     :meth:`inverse_transform` decodes them, and :meth:`sample` decodes draws from
-    a full-covariance Gaussian fitted to the training codes (an autoencoder's
-    code space has no prior, and is often lopsided, so it is sampled where the
-    data actually lies).
+    a density fitted to the training codes: a full-covariance Gaussian or a
+    Gaussian mixture (an autoencoder's code space has no prior, and is often
+    lopsided with holes, so it is sampled where the data actually lies).
 
     Parameters
     ----------
 {_COMMON_PARAMETERS.format(extra="")}
+    latent_sampler : {{"gaussian", "gmm"}} or GaussianMixture, default="gaussian"
+        Density fitted to the training codes for :meth:`sample`.
+        ``"gaussian"``: one full-covariance Gaussian. ``"gmm"``: a
+        :class:`~sklearn.mixture.GaussianMixture` with ``min(10, n_samples)``
+        full-covariance components, which follows lopsided code spaces much
+        more closely. A ``GaussianMixture`` instance is cloned and fitted as
+        given (its ``random_state`` is set from ``random_state`` when None).
+
     Attributes
     ----------
 {_COMMON_ATTRIBUTES}
@@ -30,7 +41,17 @@ class AutoencoderTransformer(_BaseAutoencoder):
         call's data).
 
     latent_covariance_ : ndarray of shape (n_components, n_components)
-        Covariance of the training codes, used by :meth:`sample`.
+        Covariance of the training codes.
+
+    latent_weights_ : ndarray of shape (n_mixture,)
+        Mixture weights of the code density :meth:`sample` draws from (one
+        component of weight 1 for ``latent_sampler="gaussian"``).
+
+    latent_means_ : ndarray of shape (n_mixture, n_components)
+        Means of the mixture components.
+
+    latent_covariances_ : ndarray of shape (n_mixture, n_components, n_components)
+        Covariances of the mixture components.
 
     See Also
     --------
@@ -53,6 +74,50 @@ class AutoencoderTransformer(_BaseAutoencoder):
     (1797, 2)
     """
 
+    _parameter_constraints: dict = {
+        **_BaseAutoencoder._parameter_constraints,
+        "latent_sampler": [StrOptions({"gaussian", "gmm"}), GaussianMixture],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(128, 64),
+        activation="relu",
+        reconstruction_loss="mse",
+        latent_sampler="gaussian",
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        max_iter=500,
+        tol=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        device="auto",
+    ):
+        super().__init__(
+            n_components,
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            reconstruction_loss=reconstruction_loss,
+            batch_size=batch_size,
+            learning_rate_init=learning_rate_init,
+            max_iter=max_iter,
+            tol=tol,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            random_state=random_state,
+            verbose=verbose,
+            warm_start=warm_start,
+            device=device,
+        )
+        self.latent_sampler = latent_sampler
+
     def _build_networks(self, n_features, hidden_layer_sizes):
         encoder = build_mlp([n_features, *hidden_layer_sizes, self.n_components], self.activation)
         decoder = build_mlp(
@@ -68,8 +133,46 @@ class AutoencoderTransformer(_BaseAutoencoder):
         codes = codes.numpy().astype(np.float64)
         self.latent_mean_ = codes.mean(axis=0)
         self.latent_covariance_ = np.atleast_2d(np.cov(codes, rowvar=False, bias=True))
+        if isinstance(self.latent_sampler, str) and self.latent_sampler == "gaussian":
+            self.latent_weights_ = np.ones(1)
+            self.latent_means_ = self.latent_mean_[np.newaxis]
+            self.latent_covariances_ = self.latent_covariance_[np.newaxis]
+            return
+        mixture = self._latent_mixture(len(codes)).fit(codes)
+        covariances = mixture.covariances_
+        # Other covariance types are expanded to full matrices, so sampling has one path.
+        if mixture.covariance_type == "tied":
+            covariances = np.repeat(covariances[np.newaxis], mixture.n_components, axis=0)
+        elif mixture.covariance_type == "diag":
+            covariances = np.stack([np.diag(c) for c in covariances])
+        elif mixture.covariance_type == "spherical":
+            eye = np.eye(codes.shape[1])
+            covariances = np.stack([c * eye for c in covariances])
+        self.latent_weights_ = mixture.weights_
+        self.latent_means_ = mixture.means_
+        self.latent_covariances_ = covariances
+
+    def _latent_mixture(self, n_codes):
+        seed = self._random_state.randint(np.iinfo(np.int32).max)
+        if isinstance(self.latent_sampler, str):
+            return GaussianMixture(min(10, n_codes), covariance_type="full", random_state=seed)
+        mixture = clone(self.latent_sampler)
+        if mixture.n_components > n_codes:
+            raise ValueError(
+                f"latent_sampler has n_components={mixture.n_components}, more than the "
+                f"{n_codes} training codes it is fitted to."
+            )
+        if mixture.random_state is None:
+            mixture.set_params(random_state=seed)
+        return mixture
 
     def _draw_latent(self, n_samples, rng):
-        return rng.multivariate_normal(
-            self.latent_mean_, self.latent_covariance_, size=n_samples, check_valid="ignore"
-        )
+        counts = rng.multinomial(n_samples, self.latent_weights_ / self.latent_weights_.sum())
+        draws = [
+            rng.multivariate_normal(mean, covariance, size=count, check_valid="ignore")
+            for mean, covariance, count in zip(
+                self.latent_means_, self.latent_covariances_, counts
+            )
+        ]
+        # Shuffle so the rows do not come grouped by mixture component.
+        return rng.permutation(np.concatenate(draws))

@@ -85,8 +85,42 @@ def test_ae_samples_decode_draws_from_the_code_gaussian(digits):
     codes = ae.transform(X)
     assert_allclose(ae.latent_mean_, codes.mean(axis=0), rtol=1e-4, atol=1e-5)
     assert_allclose(ae.latent_covariance_, np.cov(codes, rowvar=False, bias=True), rtol=1e-3)
-    Z = np.random.RandomState(3).multivariate_normal(ae.latent_mean_, ae.latent_covariance_, 5)
-    assert_allclose(ae.sample(5, random_state=3), ae.inverse_transform(Z))
+    Z = ae._draw_latent(20_000, np.random.RandomState(0))
+    spread = np.sqrt(np.diag(ae.latent_covariance_))
+    assert np.all(np.abs(Z.mean(axis=0) - ae.latent_mean_) < 0.05 * spread)
+    assert_allclose(np.cov(Z, rowvar=False), ae.latent_covariance_, rtol=0.1, atol=0.05 * spread.max() ** 2)
+    expected = ae.inverse_transform(ae._draw_latent(5, np.random.RandomState(3)))
+    assert_allclose(ae.sample(5, random_state=3), expected)
+
+
+def test_ae_gmm_sampler_follows_clustered_codes():
+    from sklearn.datasets import make_blobs
+    from sklearn.mixture import GaussianMixture
+
+    X, _ = make_blobs(300, n_features=6, centers=3, cluster_std=0.3, random_state=0)
+    gaussian = tiny(AutoencoderTransformer, max_iter=60).fit(X)
+    gmm = tiny(AutoencoderTransformer, max_iter=60, latent_sampler="gmm").fit(X)
+    assert_array_equal(gmm.transform(X), gaussian.transform(X))  # the sampler does not change training
+    assert gmm.latent_means_.shape == (10, 2) and gmm.latent_weights_.sum() == pytest.approx(1)
+    assert gaussian.latent_means_.shape == (1, 2)
+    # Codes drawn from the mixture sit close to real codes; a single Gaussian fills the gaps.
+    codes = gmm.transform(X)
+
+    def gap(model):
+        Z = model._draw_latent(500, np.random.RandomState(0))
+        return np.median(np.min(np.linalg.norm(Z[:, None] - codes[None], axis=2), axis=1))
+
+    assert gap(gmm) < gap(gaussian)
+    assert_array_equal(gmm.sample(4, random_state=1), gmm.sample(4, random_state=1))
+    custom = tiny(
+        AutoencoderTransformer, max_iter=5, latent_sampler=GaussianMixture(3, covariance_type="diag")
+    ).fit(X)
+    assert custom.latent_covariances_.shape == (3, 2, 2)
+    assert custom.latent_sampler.random_state is None  # the parameter is cloned, not mutated
+    with pytest.raises(ValueError, match="more than the 5 training codes"):
+        tiny(AutoencoderTransformer, latent_sampler=GaussianMixture(8)).fit(X[:5])
+    with pytest.raises(ValueError, match="latent_sampler"):
+        tiny(AutoencoderTransformer, latent_sampler="kde").fit(X)
 
 
 def test_vae_samples_decode_prior_draws(digits):
