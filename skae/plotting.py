@@ -1,0 +1,615 @@
+"""Pictures of latent spaces, reconstructions, samples and training, as Displays.
+
+Each class follows scikit-learn's Display pattern: the constructor stores the
+data to draw, :meth:`plot` draws it on a matplotlib ``Axes`` (a new one when
+``ax`` is None) and returns the display with ``figure_`` and ``ax_`` set, and
+``from_estimator`` computes the data from a fitted estimator, then plots.
+matplotlib is needed only here (``pip install "skae[viz]"``).
+"""
+
+import math
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.utils import _safe_indexing
+from sklearn.utils._optional_dependencies import check_matplotlib_support
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = [
+    "LatentManifoldDisplay",
+    "LatentSpaceDisplay",
+    "LossCurveDisplay",
+    "ReconstructionDisplay",
+    "SampleDisplay",
+]
+
+
+def _new_axes(ax, caller):
+    check_matplotlib_support(caller)
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots()
+    return ax.figure, ax
+
+
+def _name(estimator):
+    return type(estimator).__name__
+
+
+def _resolve_image_shape(image_shape, n_features, estimator=None):
+    """``(C, H, W)`` from ``image_shape`` or the estimator's ``image_shape_``; None for tabular."""
+    if image_shape is None and estimator is not None:
+        image_shape = getattr(estimator, "image_shape_", None)
+    if image_shape is None:
+        return None
+    shape = tuple(int(size) for size in image_shape)
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if len(shape) != 3 or math.prod(shape) != n_features:
+        raise ValueError(
+            f"image_shape={image_shape!r} does not fit data with {n_features} features: "
+            "give (H, W) or (C, H, W) with C * H * W equal to the number of features."
+        )
+    if shape[0] not in (1, 3):
+        raise ValueError(
+            f"image_shape={image_shape!r} has {shape[0]} channels; only grey (1) or RGB "
+            "(3) images can be drawn."
+        )
+    return shape
+
+
+def _mosaic(rows, image_shape, n_cols, gap=1):
+    """Tile flat images into one array that ``imshow`` can draw; gaps are blank."""
+    channels, height, width = image_shape
+    n_rows = math.ceil(len(rows) / n_cols)
+    canvas = np.full(
+        (n_rows * (height + gap) - gap, n_cols * (width + gap) - gap, channels), np.nan
+    )
+    for index, row in enumerate(np.asarray(rows, dtype=np.float64)):
+        r, c = divmod(index, n_cols)
+        top, left = r * (height + gap), c * (width + gap)
+        canvas[top : top + height, left : left + width] = row.reshape(image_shape).transpose(1, 2, 0)
+    if channels == 1:
+        return canvas[..., 0]
+    # RGB images need values in [0, 1] and cannot show NaN: gaps become white.
+    return np.clip(np.nan_to_num(canvas, nan=1.0), 0.0, 1.0)
+
+
+def _show_mosaic(ax, mosaic, cmap):
+    image = ax.imshow(mosaic, cmap=cmap if mosaic.ndim == 2 else None, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return image
+
+
+class LatentSpaceDisplay:
+    """Scatter plot of codes in two dimensions, coloured by label.
+
+    Parameters
+    ----------
+    codes : ndarray of shape (n_samples, 2)
+        Points to draw.
+    labels : array-like of shape (n_samples,) or None, default=None
+        Colours the points (a colour bar is added).
+    axis_labels : tuple of str, default=("component 1", "component 2")
+        Labels of the x and y axes.
+    estimator_name : str or None, default=None
+        Title of the plot.
+
+    Attributes
+    ----------
+    scatter_ : matplotlib PathCollection
+    ax_ : matplotlib Axes
+    figure_ : matplotlib Figure
+
+    See Also
+    --------
+    LatentManifoldDisplay : What the decoder makes of a grid over the code plane.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.decomposition import PCA
+    >>> from skae.plotting import LatentSpaceDisplay
+    >>> X, y = load_iris(return_X_y=True)
+    >>> display = LatentSpaceDisplay.from_estimator(PCA(2).fit(X), X, y)
+    >>> display.scatter_.get_offsets().shape
+    (150, 2)
+    """
+
+    def __init__(self, codes, labels=None, *, axis_labels=("component 1", "component 2"),
+                 estimator_name=None):
+        self.codes = codes
+        self.labels = labels
+        self.axis_labels = axis_labels
+        self.estimator_name = estimator_name
+
+    def plot(self, ax=None, *, cmap="tab10", **scatter_kwargs):
+        """Draw the scatter plot.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Where to draw; a new figure when None.
+        cmap : str or Colormap, default="tab10"
+            Colours of the labels.
+        **scatter_kwargs : dict
+            Passed to ``ax.scatter``.
+
+        Returns
+        -------
+        self : LatentSpaceDisplay
+        """
+        figure, ax = _new_axes(ax, "LatentSpaceDisplay.plot")
+        codes = np.asarray(self.codes)
+        if codes.ndim != 2 or codes.shape[1] != 2:
+            raise ValueError(f"codes must have shape (n_samples, 2), got {codes.shape}.")
+        options = {"s": 8, "alpha": 0.8, **scatter_kwargs}
+        if self.labels is not None:
+            labels = np.asarray(self.labels)
+            numeric = np.issubdtype(labels.dtype, np.number)
+            values = labels if numeric else np.unique(labels, return_inverse=True)[1]
+            self.scatter_ = ax.scatter(codes[:, 0], codes[:, 1], c=values, cmap=cmap, **options)
+            figure.colorbar(self.scatter_, ax=ax, label="label")
+        else:
+            self.scatter_ = ax.scatter(codes[:, 0], codes[:, 1], **options)
+        ax.set_xlabel(self.axis_labels[0])
+        ax.set_ylabel(self.axis_labels[1])
+        if self.estimator_name:
+            ax.set_title(self.estimator_name)
+        self.figure_, self.ax_ = figure, ax
+        return self
+
+    @classmethod
+    def from_estimator(cls, estimator, X, y=None, *, ax=None, cmap="tab10", **scatter_kwargs):
+        """Encode ``X`` with a fitted transformer and draw the codes.
+
+        With more than two components the codes are projected on their first
+        two principal components, which the axis labels say.
+
+        Parameters
+        ----------
+        estimator : fitted transformer
+            Anything with ``transform``: skae's estimators, PCA, ...
+        X : array-like of shape (n_samples, n_features)
+            Data to encode.
+        y : array-like of shape (n_samples,) or None, default=None
+            Labels that colour the points.
+        ax : matplotlib Axes, default=None
+        cmap : str or Colormap, default="tab10"
+        **scatter_kwargs : dict
+            Passed to ``ax.scatter``.
+
+        Returns
+        -------
+        display : LatentSpaceDisplay
+        """
+        codes = np.asarray(estimator.transform(X))
+        if codes.shape[1] < 2:
+            raise ValueError(
+                f"{_name(estimator)} gives {codes.shape[1]} component; a latent space plot "
+                "needs at least 2 (set n_components >= 2)."
+            )
+        axis_labels = ("component 1", "component 2")
+        if codes.shape[1] > 2:
+            axis_labels = (
+                f"PC 1 of the {codes.shape[1]}-D codes",
+                f"PC 2 of the {codes.shape[1]}-D codes",
+            )
+            codes = PCA(2).fit_transform(codes)
+        display = cls(codes, y, axis_labels=axis_labels, estimator_name=_name(estimator))
+        return display.plot(ax=ax, cmap=cmap, **scatter_kwargs)
+
+
+class ReconstructionDisplay:
+    """Originals next to their reconstructions.
+
+    Images are drawn as two rows of tiles (originals above, reconstructions
+    below); tabular data as a scatter of original against reconstructed value,
+    one colour per feature, with the diagonal where a perfect model would sit.
+
+    Parameters
+    ----------
+    originals : ndarray of shape (n_samples, n_features)
+    reconstructions : ndarray of shape (n_samples, n_features)
+    image_shape : tuple of int or None, default=None
+        ``(H, W)`` or ``(C, H, W)`` for image data; None for tabular data.
+    estimator_name : str or None, default=None
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+    figure_ : matplotlib Figure
+
+    See Also
+    --------
+    SampleDisplay : Generated data.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.decomposition import PCA
+    >>> from skae.plotting import ReconstructionDisplay
+    >>> X = load_digits().data / 16
+    >>> display = ReconstructionDisplay.from_estimator(PCA(8).fit(X), X, image_shape=(8, 8))
+    >>> display.ax_.get_title()
+    'PCA: originals (top) and reconstructions (bottom)'
+    """
+
+    def __init__(self, originals, reconstructions, *, image_shape=None, estimator_name=None):
+        self.originals = originals
+        self.reconstructions = reconstructions
+        self.image_shape = image_shape
+        self.estimator_name = estimator_name
+
+    def plot(self, ax=None, *, cmap="gray_r"):
+        """Draw originals and reconstructions.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+        cmap : str or Colormap, default="gray_r"
+            Colour map of grey images.
+
+        Returns
+        -------
+        self : ReconstructionDisplay
+        """
+        figure, ax = _new_axes(ax, "ReconstructionDisplay.plot")
+        originals = np.asarray(self.originals, dtype=np.float64)
+        reconstructions = np.asarray(self.reconstructions, dtype=np.float64)
+        if originals.shape != reconstructions.shape or originals.ndim != 2:
+            raise ValueError(
+                "originals and reconstructions must be 2-D arrays of one shape, got "
+                f"{originals.shape} and {reconstructions.shape}."
+            )
+        shape = _resolve_image_shape(self.image_shape, originals.shape[1])
+        prefix = f"{self.estimator_name}: " if self.estimator_name else ""
+        if shape is not None:
+            tiles = np.concatenate([originals, reconstructions])
+            _show_mosaic(ax, _mosaic(tiles, shape, n_cols=len(originals)), cmap)
+            ax.set_title(f"{prefix}originals (top) and reconstructions (bottom)")
+        else:
+            low = min(originals.min(), reconstructions.min())
+            high = max(originals.max(), reconstructions.max())
+            for feature in range(originals.shape[1]):
+                ax.scatter(originals[:, feature], reconstructions[:, feature], s=6, alpha=0.6,
+                           label=f"feature {feature}")
+            ax.plot([low, high], [low, high], color="black", linewidth=1)
+            ax.set_xlabel("original value")
+            ax.set_ylabel("reconstructed value")
+            ax.set_title(f"{prefix}reconstruction per feature")
+            if originals.shape[1] <= 10:
+                ax.legend(fontsize="small")
+        self.figure_, self.ax_ = figure, ax
+        return self
+
+    @classmethod
+    def from_estimator(cls, estimator, X, *, image_shape=None, n_samples=8, ax=None,
+                       cmap="gray_r"):
+        """Reconstruct rows of ``X`` with a fitted estimator and draw them.
+
+        Parameters
+        ----------
+        estimator : fitted transformer with ``inverse_transform``
+        X : array-like of shape (n_samples, n_features)
+        image_shape : tuple of int or None, default=None
+            ``(H, W)`` or ``(C, H, W)``; defaults to the estimator's
+            ``image_shape_`` if it has one, else the data is drawn as tabular.
+        n_samples : int, default=8
+            How many images to draw (tabular data uses up to 500 rows).
+        ax : matplotlib Axes, default=None
+        cmap : str or Colormap, default="gray_r"
+
+        Returns
+        -------
+        display : ReconstructionDisplay
+        """
+        if not hasattr(estimator, "inverse_transform"):
+            raise ValueError(f"{_name(estimator)} has no inverse_transform to reconstruct with.")
+        n_features = estimator.n_features_in_
+        shape = _resolve_image_shape(image_shape, n_features, estimator)
+        n_rows = min(n_samples if shape is not None else 500, len(X))
+        rows = _safe_indexing(X, np.arange(n_rows))
+        reconstructions = estimator.inverse_transform(estimator.transform(rows))
+        display = cls(np.asarray(rows), reconstructions, image_shape=shape,
+                      estimator_name=_name(estimator))
+        return display.plot(ax=ax, cmap=cmap)
+
+
+class SampleDisplay:
+    """A grid of generated samples (images) or a heat map of them (tabular).
+
+    Parameters
+    ----------
+    samples : ndarray of shape (n_samples, n_features)
+    image_shape : tuple of int or None, default=None
+    estimator_name : str or None, default=None
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+    figure_ : matplotlib Figure
+
+    See Also
+    --------
+    LatentManifoldDisplay : Samples over a regular grid of codes.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from skae.plotting import SampleDisplay
+    >>> display = SampleDisplay(np.random.rand(9, 64), image_shape=(8, 8)).plot()
+    >>> display.ax_.images[0].get_array().shape
+    (26, 26)
+    """
+
+    def __init__(self, samples, *, image_shape=None, estimator_name=None):
+        self.samples = samples
+        self.image_shape = image_shape
+        self.estimator_name = estimator_name
+
+    def plot(self, ax=None, *, cmap="gray_r"):
+        """Draw the samples.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+        cmap : str or Colormap, default="gray_r"
+
+        Returns
+        -------
+        self : SampleDisplay
+        """
+        figure, ax = _new_axes(ax, "SampleDisplay.plot")
+        samples = np.asarray(self.samples, dtype=np.float64)
+        if samples.ndim != 2:
+            raise ValueError(f"samples must be a 2-D array, got shape {samples.shape}.")
+        shape = _resolve_image_shape(self.image_shape, samples.shape[1])
+        prefix = f"{self.estimator_name}: " if self.estimator_name else ""
+        if shape is not None:
+            n_cols = math.ceil(math.sqrt(len(samples)))
+            _show_mosaic(ax, _mosaic(samples, shape, n_cols=n_cols), cmap)
+        else:
+            image = ax.imshow(samples, aspect="auto", cmap="viridis", interpolation="nearest")
+            figure.colorbar(image, ax=ax, label="value")
+            ax.set_xlabel("feature")
+            ax.set_ylabel("sample")
+        ax.set_title(f"{prefix}{len(samples)} generated samples")
+        self.figure_, self.ax_ = figure, ax
+        return self
+
+    @classmethod
+    def from_estimator(cls, estimator, n_samples=16, *, image_shape=None, random_state=None,
+                       ax=None, cmap="gray_r"):
+        """Generate samples with a fitted skae estimator and draw them.
+
+        Parameters
+        ----------
+        estimator : fitted AutoencoderTransformer or VAETransformer
+            Anything with ``sample(n_samples, random_state=...)``.
+        n_samples : int, default=16
+        image_shape : tuple of int or None, default=None
+        random_state : int, RandomState instance or None, default=None
+        ax : matplotlib Axes, default=None
+        cmap : str or Colormap, default="gray_r"
+
+        Returns
+        -------
+        display : SampleDisplay
+        """
+        if not hasattr(estimator, "sample") or not hasattr(estimator, "transform"):
+            raise ValueError(f"{_name(estimator)} cannot generate samples (it has no sample).")
+        samples = estimator.sample(n_samples, random_state=random_state)
+        shape = _resolve_image_shape(image_shape, samples.shape[1], estimator)
+        return cls(samples, image_shape=shape, estimator_name=_name(estimator)).plot(
+            ax=ax, cmap=cmap
+        )
+
+
+class LatentManifoldDisplay:
+    """Images decoded from a regular grid over a 2-D code plane.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_per_side ** 2, n_features)
+        Decoded images, row by row from the top-left (highest second
+        coordinate first).
+    grid_x, grid_y : ndarray of shape (n_per_side,)
+        Code values along each axis (``grid_y`` increasing upwards).
+    image_shape : tuple of int
+    estimator_name : str or None, default=None
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+    figure_ : matplotlib Figure
+
+    See Also
+    --------
+    LatentSpaceDisplay : Where the data's codes lie on that plane.
+    """
+
+    def __init__(self, images, grid_x, grid_y, image_shape, *, estimator_name=None):
+        self.images = images
+        self.grid_x = grid_x
+        self.grid_y = grid_y
+        self.image_shape = image_shape
+        self.estimator_name = estimator_name
+
+    def plot(self, ax=None, *, cmap="gray_r"):
+        """Draw the decoded grid.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+        cmap : str or Colormap, default="gray_r"
+
+        Returns
+        -------
+        self : LatentManifoldDisplay
+        """
+        figure, ax = _new_axes(ax, "LatentManifoldDisplay.plot")
+        images = np.asarray(self.images, dtype=np.float64)
+        n_side = len(self.grid_x)
+        if images.ndim != 2 or len(images) != n_side * len(self.grid_y):
+            raise ValueError(
+                f"images must hold {n_side} x {len(self.grid_y)} decoded rows, got shape "
+                f"{images.shape}."
+            )
+        shape = _resolve_image_shape(self.image_shape, images.shape[1])
+        if shape is None:
+            raise ValueError("LatentManifoldDisplay draws images: give image_shape.")
+        _show_mosaic(ax, _mosaic(images, shape, n_cols=n_side, gap=0), cmap)
+        height, width = shape[1:]
+        ticks = np.linspace(0, n_side - 1, min(n_side, 5)).round().astype(int)
+        ax.set_xticks(ticks * width + (width - 1) / 2, [f"{self.grid_x[i]:.2g}" for i in ticks])
+        ax.set_yticks(ticks * height + (height - 1) / 2,
+                      [f"{self.grid_y[::-1][i]:.2g}" for i in ticks])
+        ax.set_xlabel("component 1")
+        ax.set_ylabel("component 2")
+        if self.estimator_name:
+            ax.set_title(f"{self.estimator_name}: decoded latent grid")
+        self.figure_, self.ax_ = figure, ax
+        return self
+
+    @classmethod
+    def from_estimator(cls, estimator, *, image_shape=None, n_per_side=15, ax=None,
+                       cmap="gray_r"):
+        """Decode a grid over a fitted 2-D skae model's code plane.
+
+        For a VAE the grid spans the prior's 5% to 95% quantiles on each axis;
+        for an autoencoder, the training codes' mean plus or minus two standard
+        deviations.
+
+        Parameters
+        ----------
+        estimator : fitted AutoencoderTransformer or VAETransformer
+            With ``n_components=2``.
+        image_shape : tuple of int or None, default=None
+        n_per_side : int, default=15
+        ax : matplotlib Axes, default=None
+        cmap : str or Colormap, default="gray_r"
+
+        Returns
+        -------
+        display : LatentManifoldDisplay
+        """
+        from scipy.stats import norm
+
+        from .autoencoder import AutoencoderTransformer
+        from .vae import VAETransformer
+
+        if not isinstance(estimator, (AutoencoderTransformer, VAETransformer)):
+            raise ValueError(
+                f"LatentManifoldDisplay needs a skae estimator, got {_name(estimator)}."
+            )
+        check_is_fitted(estimator)
+        if estimator.n_components_ != 2:
+            raise ValueError(
+                f"LatentManifoldDisplay needs n_components=2, but {_name(estimator)} has "
+                f"n_components={estimator.n_components_}."
+            )
+        if n_per_side < 2:
+            raise ValueError(f"n_per_side must be at least 2, got {n_per_side}.")
+        shape = _resolve_image_shape(image_shape, estimator.n_features_in_, estimator)
+        if shape is None:
+            raise ValueError("LatentManifoldDisplay draws images: give image_shape.")
+        if isinstance(estimator, VAETransformer):
+            axis = norm.ppf(np.linspace(0.05, 0.95, n_per_side))
+            grid_x = grid_y = axis
+        else:
+            spread = 2 * np.sqrt(np.diag(estimator.latent_covariance_))
+            grid_x, grid_y = (
+                np.linspace(m - s, m + s, n_per_side)
+                for m, s in zip(estimator.latent_mean_, spread)
+            )
+        codes = np.array([(x, y) for y in grid_y[::-1] for x in grid_x])
+        images = estimator.inverse_transform(codes)
+        display = cls(images, grid_x, grid_y, shape, estimator_name=_name(estimator))
+        return display.plot(ax=ax, cmap=cmap)
+
+
+class LossCurveDisplay:
+    """Training loss per epoch, with the validation score when there is one.
+
+    Parameters
+    ----------
+    loss_curve : list of float
+    validation_scores : list of float or None, default=None
+        Drawn on a second y axis (higher is better).
+    estimator_name : str or None, default=None
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+        The training-loss axes.
+    ax_validation_ : matplotlib Axes or None
+        The validation-score axes (a twin of ``ax_``).
+    figure_ : matplotlib Figure
+
+    See Also
+    --------
+    sklearn.neural_network.MLPRegressor : Where ``loss_curve_`` comes from.
+    """
+
+    def __init__(self, loss_curve, validation_scores=None, *, estimator_name=None):
+        self.loss_curve = loss_curve
+        self.validation_scores = validation_scores
+        self.estimator_name = estimator_name
+
+    def plot(self, ax=None):
+        """Draw the curves.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+
+        Returns
+        -------
+        self : LossCurveDisplay
+        """
+        figure, ax = _new_axes(ax, "LossCurveDisplay.plot")
+        if len(self.loss_curve) == 0:
+            raise ValueError("loss_curve is empty: there is nothing to draw.")
+        epochs = np.arange(1, len(self.loss_curve) + 1)
+        ax.plot(epochs, self.loss_curve, color="tab:blue", label="training loss")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("training loss")
+        self.ax_validation_ = None
+        if self.validation_scores:
+            self.ax_validation_ = ax.twinx()
+            self.ax_validation_.plot(epochs[: len(self.validation_scores)],
+                                     self.validation_scores, color="tab:orange")
+            self.ax_validation_.set_ylabel("validation score", color="tab:orange")
+        if self.estimator_name:
+            ax.set_title(f"{self.estimator_name}: training")
+        self.figure_, self.ax_ = figure, ax
+        return self
+
+    @classmethod
+    def from_estimator(cls, estimator, *, ax=None):
+        """Draw a fitted skae estimator's ``loss_curve_`` and ``validation_scores_``.
+
+        Parameters
+        ----------
+        estimator : fitted AutoencoderTransformer or VAETransformer
+        ax : matplotlib Axes, default=None
+
+        Returns
+        -------
+        display : LossCurveDisplay
+        """
+        if not hasattr(estimator, "loss_curve_"):
+            check_is_fitted(estimator)
+            raise ValueError(f"{_name(estimator)} has no loss_curve_ to draw.")
+        display = cls(estimator.loss_curve_, getattr(estimator, "validation_scores_", None),
+                      estimator_name=_name(estimator))
+        return display.plot(ax=ax)
