@@ -24,6 +24,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._finite import all_finite, check_finite_output, outputs_are_finite
 from .engine.device import resolve_device
 from .engine.inference import apply_in_chunks, chunk_rows_for, with_dtype
 from .engine.networks import ACTIVATIONS, Standardize, Unstandardize, initialize_parameters
@@ -395,6 +396,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                     return float(model.score_samples(X_val).mean())
 
         epochs_before = 0 if fresh else self.n_iter_
+        start_state = None if fresh else copy.deepcopy(model.state_dict())
         history = train(
             model,
             optimizer,
@@ -407,10 +409,19 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             validation_score=validation_score,
             on_epoch_end=_ProgressPrinter(epochs_before) if self.verbose else None,
         )
+        if history.losses and not outputs_are_finite(model, X_train, device):
+            # An epoch's mean loss was finite but its last steps broke the weights.
+            history.stop_reason = "diverged"
+            history.losses, history.validation_scores = [], []
+            if start_state is not None:
+                model.load_state_dict(start_state)
         previous_losses = [] if fresh else self.loss_curve_
+        if history.stop_reason == "interrupted" and not (previous_losses or history.losses):
+            raise KeyboardInterrupt("fit was interrupted before its first epoch completed")
         if history.stop_reason == "diverged" and not (previous_losses or history.losses):
             raise ValueError(
-                "Training diverged in the first epoch: the loss became NaN or infinite. "
+                "Training diverged before any epoch gave usable weights: the loss or the "
+                "network's outputs became NaN or infinite. "
                 f"Lower learning_rate_init (now {self.learning_rate_init:g}) or scale the "
                 "data, for instance with sklearn.preprocessing.StandardScaler."
             )
@@ -429,7 +440,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if self.early_stopping and not incremental:
             previous = [] if fresh else (self.validation_scores_ or [])
             self.validation_scores_ = previous + history.validation_scores
-            self.best_validation_score_ = max(self.validation_scores_)
+            self.best_validation_score_ = (
+                max(self.validation_scores_) if self.validation_scores_ else None
+            )
         elif fresh:
             self.validation_scores_ = None
             self.best_validation_score_ = None
@@ -510,19 +523,35 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             return torch.float64
         return torch.float32
 
-    def _apply(self, method, X, n_columns):
-        """Run ``method(model, batch)`` over ``X`` in chunks; numpy out in X's dtype."""
+    def _compute(self, method, X, n_columns, name="the model", input_rows=None):
+        """Run ``method(model, batch)`` over ``X`` in chunks; CPU tensors out, all finite.
+
+        A float32 computation that overflows is redone in float64 (where the
+        device has it); a result that is still not finite raises a ValueError.
+        """
         dtype = self._compute_dtype(X.dtype)
-        model = with_dtype(self._engine_model(), dtype)
-        result = apply_in_chunks(
-            lambda batch: method(model, batch),
-            _as_tensor(X).to(dtype),
-            self.device_,
-            chunk_rows_for(n_columns),
-        )
-        if isinstance(result, tuple):
-            return tuple(part.numpy().astype(X.dtype, copy=False) for part in result)
-        return result.numpy().astype(X.dtype, copy=False)
+        while True:
+            model = with_dtype(self._engine_model(), dtype)
+            result = apply_in_chunks(
+                lambda batch: method(model, batch),
+                _as_tensor(X).to(dtype),
+                self.device_,
+                chunk_rows_for(n_columns),
+            )
+            if all_finite(result) or dtype == torch.float64 or self.device_.type == "mps":
+                break
+            dtype = torch.float64
+        check_finite_output(result, name, input_rows)
+        return result
+
+    def _apply(self, method, X, n_columns, name="the model", input_rows=None):
+        """:meth:`_compute`, as numpy arrays in X's dtype."""
+        result = self._compute(method, X, n_columns, name, input_rows)
+        parts = result if isinstance(result, tuple) else (result,)
+        arrays = tuple(part.numpy().astype(X.dtype, copy=False) for part in parts)
+        # A float64 result beyond float32's range becomes infinite when cast back.
+        check_finite_output(tuple(torch.from_numpy(a) for a in arrays), name, input_rows)
+        return arrays if isinstance(result, tuple) else arrays[0]
 
     def transform(self, X):
         """Encode ``X`` into its latent code (deterministic).
@@ -538,7 +567,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             The codes, in X's floating dtype (float32 stays float32).
         """
         X = self._validate_inference_data(X)
-        return self._apply(lambda model, batch: model.encode(batch), X, X.shape[1])
+        return self._apply(
+            lambda model, batch: model.encode(batch), X, X.shape[1], "transform", X
+        )
 
     def inverse_transform(self, X):
         """Decode latent codes back to input space.
@@ -561,7 +592,10 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 f"X has {Z.shape[1]} columns, but {type(self).__name__} decodes codes "
                 f"of n_components={self.n_components_} columns."
             )
-        return self._apply(lambda model, batch: model.decode(batch), Z, self.n_features_in_)
+        return self._apply(
+            lambda model, batch: model.decode(batch), Z, self.n_features_in_,
+            "inverse_transform", Z,
+        )
 
     def score_samples(self, X):
         """Per-sample log-likelihood bound: higher means better explained.
@@ -578,10 +612,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             batched.
         """
         X = self._validate_inference_data(X)
-        dtype = self._compute_dtype(X.dtype)
-        model = with_dtype(self._engine_model(), dtype)
-        result = apply_in_chunks(
-            model.score_samples, _as_tensor(X).to(dtype), self.device_, chunk_rows_for(X.shape[1])
+        result = self._compute(
+            lambda model, batch: model.score_samples(batch), X, X.shape[1], "score_samples", X
         )
         return result.numpy().astype(np.float64)
 
@@ -631,7 +663,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             )
         rng = check_random_state(random_state)
         Z = self._draw_latent(int(n_samples), rng)
-        return self._apply(lambda model, batch: model.decode(batch), Z, self.n_features_in_)
+        return self._apply(
+            lambda model, batch: model.decode(batch), Z, self.n_features_in_, "sample"
+        )
 
     # -------------------------------------------------------------- plumbing
 
