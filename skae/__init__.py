@@ -1,8 +1,9 @@
 """skae: autoencoders and variational autoencoders as scikit-learn transformers."""
 
 from .autoencoder import AutoencoderTransformer
+from .persistence import load, save
 from .vae import VAETransformer
 
 __version__ = "0.1.0"
 
-__all__ = ["AutoencoderTransformer", "VAETransformer", "__version__"]
+__all__ = ["AutoencoderTransformer", "VAETransformer", "__version__", "load", "save"]

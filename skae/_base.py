@@ -465,11 +465,15 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             initialize_parameters(network, generator)
         # The networks work on standardised data, so the same learning rate and
         # initialisation suit data of any scale; the losses stay in input units.
-        mean, scale = _location_and_scale(X)
+        encoder, decoder = self._wrap_networks(encoder, decoder, *_location_and_scale(X))
+        return encoder.to(device), decoder.to(device)
+
+    def _wrap_networks(self, encoder, decoder, mean, scale):
+        """Put the standardising layers around freshly built networks."""
         encoder = nn.Sequential(Standardize(mean, scale), encoder)
         if self.reconstruction_loss == "mse":
             decoder = nn.Sequential(decoder, Unstandardize(mean, scale))
-        return encoder.to(device), decoder.to(device)
+        return encoder, decoder
 
     def _validation_split(self, X, rng):
         n_samples = X.shape[0]
@@ -666,6 +670,30 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return self._apply(
             lambda model, batch: model.decode(batch), Z, self.n_features_in_, "sample"
         )
+
+    def save(self, path):
+        """Write the estimator to ``path`` in skae's safe format.
+
+        Parameters go in as JSON and weights as safetensors, so loading the
+        file with :func:`skae.load` can never run code, unlike pickle. Fitted
+        or not, the estimator comes back with the same parameters, and a
+        fitted one gives bit-identical :meth:`transform` and :meth:`sample`
+        output on the CPU. See :func:`skae.save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            File to write (replaced if it exists).
+
+        Raises
+        ------
+        TypeError
+            If a parameter or fitted attribute cannot be stored safely, for
+            instance a user-supplied torch module; use pickle for those.
+        """
+        from .persistence import save
+
+        save(self, path)
 
     # -------------------------------------------------------------- plumbing
 
