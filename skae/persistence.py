@@ -129,7 +129,7 @@ def save(estimator, path):
     if _estimator_classes().get(name) is not type(estimator):
         raise TypeError(f"skae.save stores skae estimators, got a {name}.")
     params = estimator.get_params(deep=False)
-    encoder = _Encoder(params)
+    encoder = _Encoder({})
     document = {
         "format": _FORMAT_NAME,
         "format_version": FORMAT_VERSION,
@@ -140,6 +140,7 @@ def save(estimator, path):
         "attributes": {},
         "networks": {},
     }
+    encoder.params = params  # attributes may share an object with a parameter
     for key, value in vars(estimator).items():
         if key in params:
             continue
