@@ -461,7 +461,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             encoder, decoder = self._build_networks(X.shape[1], self._hidden_layer_sizes())
         generator = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
         for network in (encoder, decoder):
-            network.to_empty(device="cpu")
+            _allocate(network, self.hidden_layer_sizes)
             initialize_parameters(network, generator)
         # The networks work on standardised data, so the same learning rate and
         # initialisation suit data of any scale; the losses stay in input units.
@@ -616,6 +616,12 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             batched.
         """
         X = self._validate_inference_data(X)
+        if self._fitted_architecture[3] == "bce" and (X.min() < 0 or X.max() > 1):
+            raise ValueError(
+                'score_samples of a reconstruction_loss="bce" model needs data in [0, 1] (a '
+                f"Bernoulli likelihood), but X ranges from {X.min():.4g} to {X.max():.4g}. "
+                "Scale it as the training data was scaled."
+            )
         result = self._compute(
             lambda model, batch: model.score_samples(batch), X, X.shape[1], "score_samples", X
         )
@@ -744,6 +750,19 @@ class _ProgressPrinter:
         if validation_score is not None:
             message += f", validation score = {validation_score:.8f}"
         print(message)
+
+
+def _allocate(network, hidden_layer_sizes):
+    """Give a meta-device network CPU memory, or say clearly that it does not fit."""
+    try:
+        network.to_empty(device="cpu")
+    except (RuntimeError, MemoryError):
+        n_parameters = sum(parameter.numel() for parameter in network.parameters())
+        raise ValueError(
+            f"The networks for hidden_layer_sizes={hidden_layer_sizes!r} need "
+            f"{n_parameters:,} parameters ({4 * n_parameters / 2**30:.3g} GiB in float32 for "
+            "one network), more memory than is available. Use smaller hidden layers."
+        ) from None
 
 
 def _to_cpu(value):
