@@ -569,6 +569,12 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         -------
         X_new : ndarray of shape (n_samples, n_components)
             The codes, in X's floating dtype (float32 stays float32).
+
+        Raises
+        ------
+        ValueError
+            If the result would contain NaN or infinity (a float32 overflow is
+            first retried in float64): skae never returns non-finite values.
         """
         X = self._validate_inference_data(X)
         return self._apply(
@@ -588,6 +594,12 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         X_original : ndarray of shape (n_samples, n_features_in_)
             Reconstructions in input space (probabilities in [0, 1] for
             ``reconstruction_loss="bce"``, never logits).
+
+        Raises
+        ------
+        ValueError
+            If the result would contain NaN or infinity (a float32 overflow is
+            first retried in float64): skae never returns non-finite values.
         """
         check_is_fitted(self)
         Z = check_array(X, dtype=[np.float64, np.float32], input_name="X")
@@ -614,6 +626,12 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         scores : ndarray of shape (n_samples,)
             Float64 scores; deterministic and independent of how rows are
             batched.
+
+        Raises
+        ------
+        ValueError
+            If the result would contain NaN or infinity (a float32 overflow is
+            first retried in float64): skae never returns non-finite values.
         """
         X = self._validate_inference_data(X)
         if self._fitted_architecture[3] == "bce" and (X.min() < 0 or X.max() > 1):
@@ -660,6 +678,12 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         -------
         X : ndarray of shape (n_samples, n_features_in_)
             Generated data in input space, float64.
+
+        Raises
+        ------
+        ValueError
+            If the result would contain NaN or infinity (a float32 overflow is
+            first retried in float64): skae never returns non-finite values.
         """
         check_is_fitted(self)
         if (
