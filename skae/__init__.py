@@ -2,8 +2,16 @@
 
 from .autoencoder import AutoencoderTransformer
 from .compare import compare_reducers
+from .persistence import load, save
 from .vae import VAETransformer
 
 __version__ = "0.1.0"
 
-__all__ = ["AutoencoderTransformer", "VAETransformer", "__version__", "compare_reducers"]
+__all__ = [
+    "AutoencoderTransformer",
+    "VAETransformer",
+    "__version__",
+    "compare_reducers",
+    "load",
+    "save",
+]

@@ -24,6 +24,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._finite import all_finite, check_finite_output, outputs_are_finite
 from .engine.device import resolve_device
 from .engine.inference import apply_in_chunks, chunk_rows_for, with_dtype
 from .engine.networks import ACTIVATIONS, Standardize, Unstandardize, initialize_parameters
@@ -395,6 +396,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                     return float(model.score_samples(X_val).mean())
 
         epochs_before = 0 if fresh else self.n_iter_
+        start_state = None if fresh else copy.deepcopy(model.state_dict())
         history = train(
             model,
             optimizer,
@@ -407,10 +409,19 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             validation_score=validation_score,
             on_epoch_end=_ProgressPrinter(epochs_before) if self.verbose else None,
         )
+        if history.losses and not outputs_are_finite(model, X_train, device):
+            # An epoch's mean loss was finite but its last steps broke the weights.
+            history.stop_reason = "diverged"
+            history.losses, history.validation_scores = [], []
+            if start_state is not None:
+                model.load_state_dict(start_state)
         previous_losses = [] if fresh else self.loss_curve_
+        if history.stop_reason == "interrupted" and not (previous_losses or history.losses):
+            raise KeyboardInterrupt("fit was interrupted before its first epoch completed")
         if history.stop_reason == "diverged" and not (previous_losses or history.losses):
             raise ValueError(
-                "Training diverged in the first epoch: the loss became NaN or infinite. "
+                "Training diverged before any epoch gave usable weights: the loss or the "
+                "network's outputs became NaN or infinite. "
                 f"Lower learning_rate_init (now {self.learning_rate_init:g}) or scale the "
                 "data, for instance with sklearn.preprocessing.StandardScaler."
             )
@@ -429,7 +440,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if self.early_stopping and not incremental:
             previous = [] if fresh else (self.validation_scores_ or [])
             self.validation_scores_ = previous + history.validation_scores
-            self.best_validation_score_ = max(self.validation_scores_)
+            self.best_validation_score_ = (
+                max(self.validation_scores_) if self.validation_scores_ else None
+            )
         elif fresh:
             self.validation_scores_ = None
             self.best_validation_score_ = None
@@ -448,15 +461,19 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             encoder, decoder = self._build_networks(X.shape[1], self._hidden_layer_sizes())
         generator = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
         for network in (encoder, decoder):
-            network.to_empty(device="cpu")
+            _allocate(network, self.hidden_layer_sizes)
             initialize_parameters(network, generator)
         # The networks work on standardised data, so the same learning rate and
         # initialisation suit data of any scale; the losses stay in input units.
-        mean, scale = _location_and_scale(X)
+        encoder, decoder = self._wrap_networks(encoder, decoder, *_location_and_scale(X))
+        return encoder.to(device), decoder.to(device)
+
+    def _wrap_networks(self, encoder, decoder, mean, scale):
+        """Put the standardising layers around freshly built networks."""
         encoder = nn.Sequential(Standardize(mean, scale), encoder)
         if self.reconstruction_loss == "mse":
             decoder = nn.Sequential(decoder, Unstandardize(mean, scale))
-        return encoder.to(device), decoder.to(device)
+        return encoder, decoder
 
     def _validation_split(self, X, rng):
         n_samples = X.shape[0]
@@ -510,19 +527,35 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             return torch.float64
         return torch.float32
 
-    def _apply(self, method, X, n_columns):
-        """Run ``method(model, batch)`` over ``X`` in chunks; numpy out in X's dtype."""
+    def _compute(self, method, X, n_columns, name="the model", input_rows=None):
+        """Run ``method(model, batch)`` over ``X`` in chunks; CPU tensors out, all finite.
+
+        A float32 computation that overflows is redone in float64 (where the
+        device has it); a result that is still not finite raises a ValueError.
+        """
         dtype = self._compute_dtype(X.dtype)
-        model = with_dtype(self._engine_model(), dtype)
-        result = apply_in_chunks(
-            lambda batch: method(model, batch),
-            _as_tensor(X).to(dtype),
-            self.device_,
-            chunk_rows_for(n_columns),
-        )
-        if isinstance(result, tuple):
-            return tuple(part.numpy().astype(X.dtype, copy=False) for part in result)
-        return result.numpy().astype(X.dtype, copy=False)
+        while True:
+            model = with_dtype(self._engine_model(), dtype)
+            result = apply_in_chunks(
+                lambda batch: method(model, batch),
+                _as_tensor(X).to(dtype),
+                self.device_,
+                chunk_rows_for(n_columns),
+            )
+            if all_finite(result) or dtype == torch.float64 or self.device_.type == "mps":
+                break
+            dtype = torch.float64
+        check_finite_output(result, name, input_rows)
+        return result
+
+    def _apply(self, method, X, n_columns, name="the model", input_rows=None):
+        """:meth:`_compute`, as numpy arrays in X's dtype."""
+        result = self._compute(method, X, n_columns, name, input_rows)
+        parts = result if isinstance(result, tuple) else (result,)
+        arrays = tuple(part.numpy().astype(X.dtype, copy=False) for part in parts)
+        # A float64 result beyond float32's range becomes infinite when cast back.
+        check_finite_output(tuple(torch.from_numpy(a) for a in arrays), name, input_rows)
+        return arrays if isinstance(result, tuple) else arrays[0]
 
     def transform(self, X):
         """Encode ``X`` into its latent code (deterministic).
@@ -536,9 +569,17 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         -------
         X_new : ndarray of shape (n_samples, n_components)
             The codes, in X's floating dtype (float32 stays float32).
+
+        Raises
+        ------
+        ValueError
+            If the result would contain NaN or infinity (a float32 overflow is
+            first retried in float64): skae never returns non-finite values.
         """
         X = self._validate_inference_data(X)
-        return self._apply(lambda model, batch: model.encode(batch), X, X.shape[1])
+        return self._apply(
+            lambda model, batch: model.encode(batch), X, X.shape[1], "transform", X
+        )
 
     def inverse_transform(self, X):
         """Decode latent codes back to input space.
@@ -553,6 +594,12 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         X_original : ndarray of shape (n_samples, n_features_in_)
             Reconstructions in input space (probabilities in [0, 1] for
             ``reconstruction_loss="bce"``, never logits).
+
+        Raises
+        ------
+        ValueError
+            If the result would contain NaN or infinity (a float32 overflow is
+            first retried in float64): skae never returns non-finite values.
         """
         check_is_fitted(self)
         Z = check_array(X, dtype=[np.float64, np.float32], input_name="X")
@@ -561,7 +608,10 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 f"X has {Z.shape[1]} columns, but {type(self).__name__} decodes codes "
                 f"of n_components={self.n_components_} columns."
             )
-        return self._apply(lambda model, batch: model.decode(batch), Z, self.n_features_in_)
+        return self._apply(
+            lambda model, batch: model.decode(batch), Z, self.n_features_in_,
+            "inverse_transform", Z,
+        )
 
     def score_samples(self, X):
         """Per-sample log-likelihood bound: higher means better explained.
@@ -576,12 +626,22 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         scores : ndarray of shape (n_samples,)
             Float64 scores; deterministic and independent of how rows are
             batched.
+
+        Raises
+        ------
+        ValueError
+            If the result would contain NaN or infinity (a float32 overflow is
+            first retried in float64): skae never returns non-finite values.
         """
         X = self._validate_inference_data(X)
-        dtype = self._compute_dtype(X.dtype)
-        model = with_dtype(self._engine_model(), dtype)
-        result = apply_in_chunks(
-            model.score_samples, _as_tensor(X).to(dtype), self.device_, chunk_rows_for(X.shape[1])
+        if self._fitted_architecture[3] == "bce" and (X.min() < 0 or X.max() > 1):
+            raise ValueError(
+                'score_samples of a reconstruction_loss="bce" model needs data in [0, 1] (a '
+                f"Bernoulli likelihood), but X ranges from {X.min():.4g} to {X.max():.4g}. "
+                "Scale it as the training data was scaled."
+            )
+        result = self._compute(
+            lambda model, batch: model.score_samples(batch), X, X.shape[1], "score_samples", X
         )
         return result.numpy().astype(np.float64)
 
@@ -618,6 +678,12 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         -------
         X : ndarray of shape (n_samples, n_features_in_)
             Generated data in input space, float64.
+
+        Raises
+        ------
+        ValueError
+            If the result would contain NaN or infinity (a float32 overflow is
+            first retried in float64): skae never returns non-finite values.
         """
         check_is_fitted(self)
         if (
@@ -631,7 +697,33 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             )
         rng = check_random_state(random_state)
         Z = self._draw_latent(int(n_samples), rng)
-        return self._apply(lambda model, batch: model.decode(batch), Z, self.n_features_in_)
+        return self._apply(
+            lambda model, batch: model.decode(batch), Z, self.n_features_in_, "sample"
+        )
+
+    def save(self, path):
+        """Write the estimator to ``path`` in skae's safe format.
+
+        Parameters go in as JSON and weights as safetensors, so loading the
+        file with :func:`skae.load` can never run code, unlike pickle. Fitted
+        or not, the estimator comes back with the same parameters, and a
+        fitted one gives bit-identical :meth:`transform` and :meth:`sample`
+        output on the CPU. See :func:`skae.save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            File to write (replaced if it exists).
+
+        Raises
+        ------
+        TypeError
+            If a parameter or fitted attribute cannot be stored safely, for
+            instance a user-supplied torch module; use pickle for those.
+        """
+        from .persistence import save
+
+        save(self, path)
 
     # -------------------------------------------------------------- plumbing
 
@@ -683,6 +775,19 @@ class _ProgressPrinter:
         if validation_score is not None:
             message += f", validation score = {validation_score:.8f}"
         print(message)
+
+
+def _allocate(network, hidden_layer_sizes):
+    """Give a meta-device network CPU memory, or say clearly that it does not fit."""
+    try:
+        network.to_empty(device="cpu")
+    except (RuntimeError, MemoryError):
+        n_parameters = sum(parameter.numel() for parameter in network.parameters())
+        raise ValueError(
+            f"The networks for hidden_layer_sizes={hidden_layer_sizes!r} need "
+            f"{n_parameters:,} parameters ({4 * n_parameters / 2**30:.3g} GiB in float32 for "
+            "one network), more memory than is available. Use smaller hidden layers."
+        ) from None
 
 
 def _to_cpu(value):

@@ -129,7 +129,9 @@ class VAETransformer(_BaseAutoencoder):
             Posterior variances (diagonal covariance).
         """
         X = self._validate_inference_data(X)
-        return self._apply(lambda model, batch: model.posterior(batch), X, X.shape[1])
+        return self._apply(
+            lambda model, batch: model.posterior(batch), X, X.shape[1], "posterior", X
+        )
 
     def _build_networks(self, n_features, hidden_layer_sizes):
         body = build_mlp([n_features, *hidden_layer_sizes, 2 * self.n_components], self.activation)

@@ -1,0 +1,66 @@
+"""Guards that keep NaN and infinity out of what a fitted model returns.
+
+Training stops at the first non-finite epoch loss (see :mod:`skae.engine.trainer`),
+but the weights kept from the last finite epoch can still map some inputs to
+infinity, and inputs far outside the training range can overflow float32 at
+inference time. These helpers find such results so the estimator can recompute
+them in float64 or raise a clear error instead of returning NaN silently.
+"""
+
+import numpy as np
+import torch
+
+from .engine.inference import apply_in_chunks, chunk_rows_for
+
+__all__ = ["all_finite", "check_finite_output", "outputs_are_finite"]
+
+
+def all_finite(result):
+    """Whether a tensor, or every tensor of a tuple, holds only finite values."""
+    parts = result if isinstance(result, tuple) else (result,)
+    return all(bool(torch.isfinite(part).all()) for part in parts)
+
+
+def outputs_are_finite(model, X, device):
+    """Whether ``model.score_samples`` is finite on every row of ``X``.
+
+    The score runs the whole model (encoder, decoder and, for the VAE, the
+    posterior variance), so a finite score means every output is finite.
+    """
+    scores = apply_in_chunks(model.score_samples, X, device, chunk_rows_for(X.shape[1]))
+    return all_finite(scores)
+
+
+def check_finite_output(result, method, X):
+    """Raise a ValueError naming the rows where ``method`` gave NaN or infinity.
+
+    Parameters
+    ----------
+    result : torch.Tensor or tuple of torch.Tensor
+        The output of ``method`` on ``X``, rows first.
+    method : str
+        Name of the public method, for the message.
+    X : ndarray or None
+        Its input (None for :meth:`sample`, which has no input rows).
+    """
+    parts = result if isinstance(result, tuple) else (result,)
+    bad = torch.zeros(parts[0].shape[0], dtype=torch.bool)
+    for part in parts:
+        bad |= ~torch.isfinite(part.reshape(part.shape[0], -1)).all(dim=1)
+    if not bool(bad.any()):
+        return
+    rows = torch.nonzero(bad).flatten()
+    where = f"{len(rows)} of {bad.shape[0]} rows (the first is row {int(rows[0])})"
+    if X is None:
+        raise ValueError(
+            f"{method} produced NaN or infinite values for {where}: the fitted model is "
+            "numerically broken, which happens when training diverged. Refit with a lower "
+            "learning_rate_init or scaled data."
+        )
+    largest = float(np.max(np.abs(X))) if X.size else 0.0
+    raise ValueError(
+        f"{method} produced NaN or infinite values for {where}. Either the input lies far "
+        "outside the range the model was trained on or overflows floating point (its "
+        f"largest magnitude is {largest:.3g}; pass data scaled as the training data was), "
+        "or the fitted model is numerically broken (refit with a lower learning_rate_init)."
+    )

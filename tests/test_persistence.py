@@ -1,0 +1,297 @@
+"""est.save / skae.load: a round trip that is exact, and a loader that runs no code."""
+
+import json
+import os
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_array_equal
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+import skae
+from skae import AutoencoderTransformer, VAETransformer
+from skae.persistence import FORMAT_VERSION
+
+from .helpers import ESTIMATORS, tiny
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+MARKER_NAME = "payload_ran.txt"
+
+
+class _Payload:
+    """Unpickling this creates a marker file: proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _header(data):
+    size = int.from_bytes(data[:8], "little")
+    return size, json.loads(data[8 : 8 + size])
+
+
+def _with_header(data, header):
+    """The file ``data`` with its JSON header replaced (tensor bytes kept)."""
+    size, _ = _header(data)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + size :]
+
+
+def _edit_document(data, edit):
+    _, header = _header(data)
+    document = json.loads(header["__metadata__"]["skae"])
+    edit(document)
+    header["__metadata__"]["skae"] = json.dumps(document)
+    return _with_header(data, header)
+
+
+@pytest.fixture
+def fitted_file(tmp_path, X_small):
+    def make(cls, **params):
+        est = tiny(cls, **params).fit(X_small)
+        path = tmp_path / f"{cls.__name__}.skae"
+        est.save(path)
+        return est, path
+
+    return make
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+def test_round_trip_is_exact(cls, loss, fitted_file, X_small):
+    est, path = fitted_file(cls, reconstruction_loss=loss, hidden_layer_sizes=[6, 4])
+    loaded = skae.load(path)
+    assert type(loaded) is cls
+    assert loaded.get_params() == est.get_params()
+    assert_array_equal(loaded.transform(X_small), est.transform(X_small))
+    assert_array_equal(loaded.transform(X_small.astype(np.float32)), est.transform(X_small.astype(np.float32)))
+    Z = est.transform(X_small)
+    assert_array_equal(loaded.inverse_transform(Z), est.inverse_transform(Z))
+    assert_array_equal(loaded.score_samples(X_small), est.score_samples(X_small))
+    assert_array_equal(loaded.sample(6, random_state=3), est.sample(6, random_state=3))
+    assert loaded.n_iter_ == est.n_iter_ and loaded.loss_curve_ == est.loss_curve_
+    assert loaded.best_loss_ == est.best_loss_ and loaded.n_features_in_ == est.n_features_in_
+    assert loaded._fitted_architecture == est._fitted_architecture
+    assert loaded.device_ == torch.device("cpu")
+    if cls is AutoencoderTransformer:
+        assert_array_equal(loaded.latent_mean_, est.latent_mean_)
+        assert_array_equal(loaded.latent_covariance_, est.latent_covariance_)
+    else:
+        assert loaded.observation_variance_ == est.observation_variance_
+        assert loaded._min_observation_variance == est._min_observation_variance
+    # The optimiser and random state are saved too: training continues identically.
+    est.partial_fit(X_small)
+    loaded.partial_fit(X_small)
+    assert_array_equal(loaded.transform(X_small), est.transform(X_small))
+    assert loaded.loss_curve_ == est.loss_curve_
+
+
+def test_feature_names_params_and_output_config_round_trip(tmp_path, X_small):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X_small, columns=list("abcde"))
+    est = tiny(
+        VAETransformer, hidden_layer_sizes=(np.int64(7),), device=torch.device("cpu"),
+        random_state=np.random.RandomState(2), beta=0.5, early_stopping=True,
+    ).set_output(transform="pandas").fit(frame)
+    est.save(tmp_path / "m.skae")
+    loaded = skae.load(str(tmp_path / "m.skae"))
+    assert_array_equal(loaded.feature_names_in_, est.feature_names_in_)
+    assert loaded.device == torch.device("cpu") and loaded.beta == 0.5
+    assert loaded.hidden_layer_sizes == (7,) and type(loaded.hidden_layer_sizes[0]) is np.int64
+    assert loaded.validation_scores_ == est.validation_scores_
+    assert loaded._random_state is loaded.random_state  # as in the original
+    out = loaded.transform(frame)
+    assert list(out.columns) == list(est.get_feature_names_out())
+    assert_array_equal(out.to_numpy(), est.transform(frame).to_numpy())
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_unfitted_estimator_round_trips_its_parameters(cls, tmp_path):
+    est = cls(n_components=3, hidden_layer_sizes=[5], learning_rate_init=0.01)
+    est.save(tmp_path / "m.skae")
+    loaded = skae.load(tmp_path / "m.skae")
+    assert type(loaded) is cls and loaded.get_params() == est.get_params()
+    with pytest.raises(NotFittedError):
+        loaded.transform(np.zeros((2, 3)))
+
+
+def test_gpu_trained_model_loads_on_the_cpu(fitted_file, monkeypatch, X_small):
+    est, path = fitted_file(AutoencoderTransformer)
+    data = _edit_document(
+        path.read_bytes(),
+        lambda doc: doc["attributes"].update(device_={"__skae__": "device", "value": "cuda:0"}),
+    )
+    path.write_bytes(data)
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    loaded = skae.load(path)
+    assert loaded.device_ == torch.device("cpu")
+    assert_array_equal(loaded.transform(X_small), est.transform(X_small))
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        skae.load(path, device="cuda")
+
+
+def test_file_records_versions(fitted_file):
+    _, path = fitted_file(VAETransformer)
+    _, header = _header(path.read_bytes())
+    document = json.loads(header["__metadata__"]["skae"])
+    assert document["format_version"] == FORMAT_VERSION
+    assert document["skae_version"] == skae.__version__
+    assert document["torch_version"] == torch.__version__
+    assert document["class"] == "VAETransformer"
+
+
+def test_unstorable_parameter_is_a_clear_error(tmp_path):
+    est = AutoencoderTransformer()
+    est.device = torch.nn.Linear(2, 2)  # what a user module parameter would look like
+    with pytest.raises(TypeError, match="parameter 'device' holds a Linear.*pickle"):
+        est.save(tmp_path / "m.skae")
+    assert os.listdir(tmp_path) == []  # nothing half-written left behind
+
+
+# ------------------------------------------------------------ refused files
+
+
+def _assert_refused(path, match, marker):
+    with pytest.raises(ValueError, match=match):
+        skae.load(path)
+    assert not marker.exists(), "loading ran code from the file"
+
+
+def test_plain_pickle_file_is_refused_and_runs_nothing(tmp_path):
+    marker = tmp_path / MARKER_NAME
+    payload = pickle.dumps(_Payload(str(marker)))
+    control = tmp_path / "control.txt"
+    pickle.loads(pickle.dumps(_Payload(str(control))))
+    assert control.exists()  # the payload does run when unpickled
+    for name, data in {
+        "pickle.skae": payload,
+        "torch.skae": _torch_pickle(_Payload(str(marker)), tmp_path),
+        "joblib.skae": _joblib_bytes(_Payload(str(marker)), tmp_path),
+    }.items():
+        (tmp_path / name).write_bytes(data)
+        _assert_refused(tmp_path / name, "not a skae model file", marker)
+
+
+def _torch_pickle(obj, tmp_path):
+    torch.save({"weights": obj}, tmp_path / "t.pt")
+    return (tmp_path / "t.pt").read_bytes()
+
+
+def _joblib_bytes(obj, tmp_path):
+    joblib.dump(obj, tmp_path / "j.joblib")
+    return (tmp_path / "j.joblib").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "plant",
+    ["document", "attribute", "parameter", "typed_value", "tensor_bytes", "header_field"],
+)
+def test_planted_pickle_payload_is_refused_and_runs_nothing(plant, fitted_file, tmp_path):
+    marker = tmp_path / MARKER_NAME
+    payload = pickle.dumps(_Payload(str(marker)), protocol=0).decode("latin-1")
+    _, path = fitted_file(AutoencoderTransformer)
+    data = path.read_bytes()
+    size, header = _header(data)
+    if plant == "document":
+        header["__metadata__"]["skae"] = payload
+        data = _with_header(data, header)
+    elif plant == "attribute":
+        data = _edit_document(data, lambda d: d["attributes"].update(latent_mean_=payload.encode("latin-1").hex()))
+    elif plant == "parameter":
+        data = _edit_document(data, lambda d: d["params"].update(activation=payload))
+    elif plant == "typed_value":
+        data = _edit_document(
+            data, lambda d: d["attributes"].update(n_iter_={"__skae__": "pickle", "data": payload})
+        )
+    elif plant == "tensor_bytes":
+        raw = pickle.dumps(_Payload(str(marker)))
+        data = data[: 8 + size] + raw + data[8 + size + len(raw) :]
+    else:
+        header["payload"] = {"dtype": "F32", "shape": [1], "data_offsets": [0, 4], "x": payload}
+        data = _with_header(data, header)
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match="not a (valid )?skae model file|corrupted|invalid parameters|unknown type tag"):
+        skae.load(path)
+    assert not marker.exists()
+
+
+def test_missing_truncated_and_corrupted_files(fitted_file, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        skae.load(tmp_path / "nope.skae")
+    with pytest.raises(IsADirectoryError):
+        skae.load(tmp_path)
+    _, path = fitted_file(VAETransformer)
+    data = path.read_bytes()
+    cases = {
+        "empty": (b"", "only 0 bytes"),
+        "truncated": (data[: len(data) - 10], "corrupted"),
+        "flipped": (data[:-4] + bytes(b ^ 0xFF for b in data[-4:]), "checksum"),
+        "text": (b"hello world, not a model at all", "not a skae model file"),
+        "safetensors_without_metadata": (_with_header(data, {"__metadata__": {}}), "no skae metadata"),
+    }
+    for name, (content, match) in cases.items():
+        bad = tmp_path / f"{name}.skae"
+        bad.write_bytes(content)
+        with pytest.raises(ValueError, match=match):
+            skae.load(bad)
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda d: d.update(format_version=FORMAT_VERSION + 1), "reads up to version"),
+        (lambda d: d.update({"class": "os.system"}), "unknown estimator class 'os.system'"),
+        (lambda d: d["params"].update(n_components=-3), "invalid parameters.*n_components"),
+        (lambda d: d["params"].update(not_a_param=1), "invalid parameters.*not_a_param"),
+        (lambda d: d["attributes"].update(transform=1), "attribute 'transform' is not"),
+        (lambda d: d["attributes"].update(__class__=1), "attribute '__class__' is not"),
+        (lambda d: d["attributes"].update(n_iter_={"x": 1}), "untagged dict"),
+        (lambda d: d["networks"].pop("decoder_"), "not the encoder and decoder"),
+        (lambda d: d["attributes"].update(_fitted_architecture={"__skae__": "tuple", "items": [9, [4], "relu", "mse"]}), "does not match its architecture"),
+    ],
+)
+def test_tampered_metadata_is_refused(edit, match, fitted_file):
+    _, path = fitted_file(AutoencoderTransformer)
+    path.write_bytes(_edit_document(path.read_bytes(), edit))
+    with pytest.raises(ValueError, match=match):
+        skae.load(path)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_pickle_and_joblib_keep_working(cls, fitted_file, tmp_path, X_small):
+    est, _ = fitted_file(cls)
+    joblib.dump(est, tmp_path / "m.joblib")
+    assert_array_equal(joblib.load(tmp_path / "m.joblib").transform(X_small), est.transform(X_small))
+    assert_array_equal(pickle.loads(pickle.dumps(est)).transform(X_small), est.transform(X_small))
+
+
+def test_save_of_a_diverged_then_warned_model_round_trips(tmp_path, X_small, monkeypatch):
+    import math
+
+    import skae.engine.trainer as trainer_module
+
+    real = trainer_module._run_epoch
+    calls = []
+
+    def nan_on_third(*args, **kwargs):
+        calls.append(1)
+        loss = real(*args, **kwargs)
+        return math.nan if len(calls) == 3 else loss
+
+    monkeypatch.setattr(trainer_module, "_run_epoch", nan_on_third)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = tiny(AutoencoderTransformer, max_iter=10).fit(X_small)
+    assert est._optimizer_state is None
+    est.save(tmp_path / "m.skae")
+    assert_array_equal(skae.load(tmp_path / "m.skae").transform(X_small), est.transform(X_small))

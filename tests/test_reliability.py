@@ -1,0 +1,254 @@
+"""Divergence, interruption, extreme values and concurrent inference."""
+
+import copy
+import math
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
+
+import skae.engine.trainer as trainer_module
+
+from .helpers import ESTIMATORS, tiny
+
+
+def _epoch_patch(monkeypatch, on_call):
+    """Wrap the trainer's epoch function; ``on_call(n, run)`` decides what call ``n`` does."""
+    real = trainer_module._run_epoch
+    calls = {"n": 0}
+
+    def patched(*args, **kwargs):
+        calls["n"] += 1
+        return on_call(calls["n"], lambda: real(*args, **kwargs))
+
+    monkeypatch.setattr(trainer_module, "_run_epoch", patched)
+    return calls
+
+
+def _all_outputs_finite(est, X):
+    codes = est.transform(X)
+    return (
+        np.isfinite(codes).all()
+        and np.isfinite(est.inverse_transform(codes)).all()
+        and np.isfinite(est.score_samples(X)).all()
+        and np.isfinite(est.sample(5, random_state=0)).all()
+    )
+
+
+# ------------------------------------------------------------------ divergence
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_non_finite_epoch_keeps_last_finite_epoch_and_warns(cls, X_small, monkeypatch):
+    snapshots = []
+
+    def on_call(n, run):
+        loss = run()
+        return math.nan if n == 3 else loss
+
+    _epoch_patch(monkeypatch, on_call)
+    original_snapshot = trainer_module._snapshot
+
+    def recording_snapshot(model):
+        state = original_snapshot(model)
+        snapshots.append(state)
+        return state
+
+    monkeypatch.setattr(trainer_module, "_snapshot", recording_snapshot)
+    est = tiny(cls, max_iter=10)
+    with pytest.warns(ConvergenceWarning, match="diverged.*learning_rate_init.*scale"):
+        est.fit(X_small)
+    assert est.n_iter_ == 2 and len(est.loss_curve_) == 2
+    assert all(math.isfinite(loss) for loss in est.loss_curve_)
+    # Snapshots: the initial weights, then after epochs 1 and 2; epoch 2's are kept.
+    after_epoch_2 = snapshots[2]
+    for name, value in est._engine_model().state_dict().items():
+        assert torch.equal(value, after_epoch_2[name])
+    assert _all_outputs_finite(est, X_small)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_huge_learning_rate_is_a_clear_error_not_a_nan_model(cls, X_small):
+    est = tiny(cls, learning_rate_init=1e10, max_iter=20)
+    with pytest.raises(ValueError, match=r"diverged.*learning_rate_init \(now 1e\+10\)"):
+        est.fit(X_small)
+    assert not hasattr(est, "encoder_")
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_diverging_partial_fit_keeps_the_previous_model(cls, X_small):
+    est = tiny(cls).fit(X_small)
+    before = est.transform(X_small)
+    n_iter = est.n_iter_
+    est.set_params(learning_rate_init=1e10)
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        for _ in range(3):
+            est.partial_fit(X_small)
+    assert _all_outputs_finite(est, X_small)
+    assert est.n_iter_ >= n_iter and len(est.loss_curve_) == est.n_iter_
+    if est.n_iter_ == n_iter:
+        assert_array_equal(est.transform(X_small), before)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("scale", [1e-6, 1e6, 1e14])
+def test_extreme_but_finite_scales_fit_to_finite_outputs(cls, scale, X_small):
+    X = X_small * scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = tiny(cls).fit(X)
+    assert _all_outputs_finite(est, X)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_data_near_float32_overflow_is_refused_at_fit(cls, dtype, X_small):
+    X = X_small.astype(dtype)
+    X[0, 0] = 1e30
+    with pytest.raises(ValueError, match=r"as large as 1e\+30.*StandardScaler"):
+        tiny(cls).fit(X)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_float32_input_near_overflow_at_transform_gives_finite_codes(cls, X_small):
+    est = tiny(cls).fit(X_small)
+    X = (X_small * 1e30).astype(np.float32)
+    codes = est.transform(X)
+    assert codes.dtype == np.float32 and np.isfinite(codes).all()
+    assert np.isfinite(est.score_samples(X)).all()
+    X_max = np.full((3, X_small.shape[1]), 3e38, dtype=np.float32)
+    assert np.isfinite(est.transform(X_max)).all()
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_non_finite_results_are_an_error_not_silent_nan(cls, X_small):
+    est = tiny(cls).fit(X_small)
+    # Squared errors of 1e300 overflow even float64: the score cannot be finite.
+    with pytest.raises(ValueError, match="score_samples produced NaN or infinite values for 2 of"):
+        est.score_samples(np.vstack([X_small[:3], np.full((2, 5), 1e300)]))
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_a_broken_model_refuses_to_sample(cls, X_small):
+    est = tiny(cls).fit(X_small)
+    with torch.no_grad():
+        next(est.decoder_.parameters()).fill_(math.nan)
+    with pytest.raises(ValueError, match="sample produced NaN.*diverged"):
+        est.sample(3, random_state=0)
+    with pytest.raises(ValueError, match=r"inverse_transform produced NaN.* 4 of 4 rows"):
+        est.inverse_transform(np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="score_samples produced NaN"):
+        est.score_samples(X_small)
+    with torch.no_grad():
+        next(est.encoder_.parameters()).fill_(math.inf)
+    with pytest.raises(ValueError, match=r"transform produced NaN.* of 60 rows.*largest magnitude is 0.999"):
+        est.transform(X_small)
+
+
+# ---------------------------------------------------------------- interruption
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_keyboard_interrupt_keeps_completed_epochs(cls, X_small, monkeypatch):
+    snapshots = []
+
+    def on_call(n, run):
+        if n == 3:
+            run()  # the interrupted epoch has already changed the weights
+            raise KeyboardInterrupt
+        return run()
+
+    calls = _epoch_patch(monkeypatch, on_call)
+    original_snapshot = trainer_module._snapshot
+    monkeypatch.setattr(
+        trainer_module, "_snapshot", lambda m: snapshots.append(original_snapshot(m)) or snapshots[-1]
+    )
+    est = tiny(cls, max_iter=10)
+    with pytest.warns(UserWarning, match=r"interrupted.*n_iter_=2"):
+        est.fit(X_small)
+    assert calls["n"] == 3
+    assert est.n_iter_ == 2 and len(est.loss_curve_) == 2
+    for name, value in est._engine_model().state_dict().items():
+        assert torch.equal(value, snapshots[2][name])
+    assert _all_outputs_finite(est, X_small)
+    # The model keeps training from where it stopped.
+    monkeypatch.undo()
+    est.partial_fit(X_small)
+    assert est.n_iter_ == 3
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_keyboard_interrupt_in_partial_fit_keeps_the_previous_model(cls, X_small, monkeypatch):
+    est = tiny(cls).fit(X_small)
+    before = est.transform(X_small)
+
+    def on_call(n, run):
+        run()
+        raise KeyboardInterrupt
+
+    _epoch_patch(monkeypatch, on_call)
+    with pytest.warns(UserWarning, match="interrupted"):
+        est.partial_fit(X_small)
+    assert est.n_iter_ == 5
+    assert_array_equal(est.transform(X_small), before)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_keyboard_interrupt_before_any_epoch_propagates(cls, X_small, monkeypatch):
+    def on_call(n, run):
+        raise KeyboardInterrupt
+
+    _epoch_patch(monkeypatch, on_call)
+    est = tiny(cls)
+    with pytest.raises(KeyboardInterrupt):
+        est.fit(X_small)
+    assert not hasattr(est, "encoder_")
+
+
+# ------------------------------------------------------------------ concurrency
+
+
+def _fitted_state(est):
+    state = {}
+    for name, value in vars(est).items():
+        if isinstance(value, torch.nn.Module):
+            state[name] = {k: v.clone() for k, v in value.state_dict().items()}
+        elif name != "_random_state":
+            state[name] = copy.deepcopy(value)
+    return state
+
+
+def _assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        if isinstance(a[name], dict) and a[name] and all(
+            isinstance(v, torch.Tensor) for v in a[name].values()
+        ):
+            for key in a[name]:
+                assert torch.equal(a[name][key], b[name][key]), (name, key)
+        elif isinstance(a[name], np.ndarray):
+            assert_array_equal(a[name], b[name])
+        elif name != "_optimizer_state":
+            assert a[name] == b[name], name
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_inference_is_thread_safe_and_does_not_mutate(cls, digits):
+    X = digits[0]
+    est = tiny(cls).fit(X)
+    parts = [X[i::4] for i in range(4)] + [X.astype(np.float32)[:50]]
+    calls = []
+    for part in parts:
+        calls += [("transform", part), ("score_samples", part)]
+        calls += [("inverse_transform", est.transform(part))]
+    before = _fitted_state(est)
+    serial = [getattr(est, name)(data) for name, data in calls]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        threaded = list(pool.map(lambda call: getattr(est, call[0])(call[1]), calls * 4))
+    for i, result in enumerate(threaded):
+        assert_array_equal(result, serial[i % len(calls)])
+    _assert_same_state(before, _fitted_state(est))
