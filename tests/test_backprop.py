@@ -1,0 +1,78 @@
+"""The hand-written training step computes what autograd computes."""
+
+import pytest
+import torch
+from torch import nn
+
+from skae.engine.backprop import autograd_step, gradient_step, manual_step
+from skae.engine.networks import ACTIVATIONS
+
+from .helpers import ESTIMATORS, tiny
+
+
+def _fitted_model(cls, X, **params):
+    est = tiny(cls, max_iter=1, hidden_layer_sizes=(7, 5), n_components=3, **params)
+    est.fit(X)
+    return est._engine_model_for(est.encoder_, est.decoder_, est.reconstruction_loss)
+
+
+def _gradients(step, model, batch, seed):
+    total = step(batch, torch.Generator().manual_seed(seed))
+    return total, [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_manual_step_matches_autograd(cls, loss, activation, digits):
+    X, _ = digits
+    extra = {"beta": 0.3} if cls.__name__ == "VAETransformer" else {}
+    model = _fitted_model(cls, X[:50], reconstruction_loss=loss, activation=activation, **extra)
+    batch = torch.as_tensor(X[50:63], dtype=torch.float32)
+    manual = manual_step(model)
+    assert manual is not None
+    total, grads = _gradients(manual, model, batch, seed=5)
+    expected_total, expected_grads = _gradients(autograd_step(model), model, batch, seed=5)
+    torch.testing.assert_close(total, expected_total, rtol=1e-5, atol=1e-5)
+    for grad, expected in zip(grads, expected_grads):
+        assert grad.abs().sum() > 0
+        torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_manual_step_passes_no_gradient_through_clamped_log_variance(digits):
+    from skae import VAETransformer
+
+    X, _ = digits
+    model = _fitted_model(VAETransformer, X[:50])
+    last = model.encoder[-1].body[-1]
+    with torch.no_grad():
+        last.bias[-1] = 100.0  # the last code's log-variance sits far above its clamp
+    batch = torch.as_tensor(X[50:63], dtype=torch.float32)
+    total, grads = _gradients(manual_step(model), model, batch, seed=1)
+    expected_total, expected_grads = _gradients(autograd_step(model), model, batch, seed=1)
+    torch.testing.assert_close(total, expected_total, rtol=1e-5, atol=1e-5)
+    for grad, expected in zip(grads, expected_grads):
+        torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)
+    bias_grad = dict(model.named_parameters())["encoder.1.body.4.bias"].grad
+    assert bias_grad[-1] == 0
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_networks_without_a_hand_written_form_fall_back_to_autograd(digits):
+    from skae import AutoencoderTransformer
+
+    X, _ = digits
+    model = _fitted_model(AutoencoderTransformer, X[:50])
+    assert manual_step(model) is not None
+
+    handle = model.decoder.register_forward_hook(lambda module, args, out: out)
+    assert manual_step(model) is None
+    handle.remove()
+
+    model.encoder.append(nn.Dropout(0.0))
+    assert manual_step(model) is None
+    step = gradient_step(model)
+    total = step(torch.as_tensor(X[:8], dtype=torch.float32), torch.Generator())
+    assert total.shape == () and all(p.grad is not None for p in model.parameters())
