@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from skae.engine.backprop import autograd_step, gradient_step, manual_step
+from skae.engine.inference import lean_forward
 from skae.engine.networks import ACTIVATIONS
 
 from .helpers import ESTIMATORS, tiny
@@ -76,3 +77,43 @@ def test_networks_without_a_hand_written_form_fall_back_to_autograd(digits):
     step = gradient_step(model)
     total = step(torch.as_tensor(X[:8], dtype=torch.float32), torch.Generator())
     assert total.shape == () and all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("loss", ["mse", "bce"])
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_lean_inference_matches_the_modules(cls, loss, activation, digits):
+    X, _ = digits
+    model = _fitted_model(cls, X[:50], reconstruction_loss=loss, activation=activation)
+    x = torch.as_tensor(X[50:63], dtype=torch.float32)
+    z = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    x_before, z_before = x.clone(), z.clone()
+    with torch.inference_mode():
+        for network, data in ((model.encoder, x), (model.decoder, z)):
+            lean = lean_forward(network)
+            assert lean is not None
+            expected, got = network(data), lean(data)
+            if isinstance(expected, tuple):
+                for e, g in zip(expected, got):
+                    torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+            else:
+                torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    # activations work in place on the layers' outputs, never on the caller's data
+    assert torch.equal(x, x_before) and torch.equal(z, z_before)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_lean_inference_leaves_hooked_or_unknown_networks_to_the_modules(digits):
+    from skae import AutoencoderTransformer
+
+    X, _ = digits
+    model = _fitted_model(AutoencoderTransformer, X[:50])
+    calls = []
+    handle = model.encoder.register_forward_hook(lambda *args: calls.append(1))
+    assert lean_forward(model.encoder) is None
+    with torch.inference_mode():
+        model.encode(torch.as_tensor(X[:4], dtype=torch.float32))
+    assert calls == [1]
+    handle.remove()
+    assert lean_forward(nn.Sequential(nn.Linear(3, 2), nn.Dropout(0.1))) is None
