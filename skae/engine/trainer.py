@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .backprop import gradient_step
+from .adam import step_function
+from .backprop import autograd_step, manual_step
 
 __all__ = ["TrainingHistory", "make_optimizer", "train"]
 
@@ -75,13 +76,23 @@ class _Plateau:
         return self.count > self.patience
 
 
-def _run_epoch(step, optimizer, X, batch_size, generator):
+def _steps(model, optimizer):
+    """``(gradients, update)``: ``gradients(batch, generator) -> loss sum`` fills ``.grad``,
+    ``update()`` applies the optimiser step."""
+    gradients = manual_step(model)
+    if gradients is None:
+        return autograd_step(model), optimizer.step
+    # The hand-written pass reuses the .grad buffers, so the update can be prepared once.
+    return gradients, step_function(optimizer, list(model.parameters()))
+
+
+def _run_epoch(gradients, update, X, batch_size, generator):
     n_samples = X.shape[0]
     order = torch.randperm(n_samples, generator=generator, device=X.device)
     total = torch.zeros((), device=X.device)
     for start in range(0, n_samples, batch_size):
-        total.add_(step(X.index_select(0, order[start : start + batch_size]), generator))
-        optimizer.step()
+        total.add_(gradients(X.index_select(0, order[start : start + batch_size]), generator))
+        update()
     return (total / n_samples).item()
 
 
@@ -137,10 +148,10 @@ def train(
     last_good = _snapshot(model)
     best = last_good
     model.train()
-    step = gradient_step(model)
+    gradients, update = _steps(model, optimizer)
     try:
         for _ in range(n_epochs):
-            loss = _run_epoch(step, optimizer, X, batch_size, generator)
+            loss = _run_epoch(gradients, update, X, batch_size, generator)
             if not math.isfinite(loss):
                 model.load_state_dict(last_good)
                 history.stop_reason = "diverged"
