@@ -1,10 +1,11 @@
 """The hand-written training step computes what autograd computes."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from skae.engine.backprop import autograd_step, gradient_step, manual_step
+from skae.engine.backprop import autograd_step, manual_step
 from skae.engine.inference import lean_forward
 from skae.engine.networks import ACTIVATIONS
 
@@ -74,8 +75,7 @@ def test_networks_without_a_hand_written_form_fall_back_to_autograd(digits):
 
     model.encoder.append(nn.Dropout(0.0))
     assert manual_step(model) is None
-    step = gradient_step(model)
-    total = step(torch.as_tensor(X[:8], dtype=torch.float32), torch.Generator())
+    total = autograd_step(model)(torch.as_tensor(X[:8], dtype=torch.float32), torch.Generator())
     assert total.shape == () and all(p.grad is not None for p in model.parameters())
 
 
@@ -117,3 +117,27 @@ def test_lean_inference_leaves_hooked_or_unknown_networks_to_the_modules(digits)
     assert calls == [1]
     handle.remove()
     assert lean_forward(nn.Sequential(nn.Linear(3, 2), nn.Dropout(0.1))) is None
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_training_by_hand_and_by_autograd_follow_the_same_path(cls, digits):
+    import copy
+
+    from skae.engine.trainer import make_optimizer, train
+
+    X, _ = digits
+    model = _fitted_model(cls, X[:50])
+    twin = copy.deepcopy(model)
+    # A no-op hook sends the twin through autograd and optimizer.step.
+    twin.register_forward_hook(lambda module, args, out: None)
+    data = torch.as_tensor(X, dtype=torch.float32)
+    histories = []
+    for m in (model, twin):
+        optimizer = make_optimizer(m.parameters(), 1e-3, data.device)
+        generator = torch.Generator().manual_seed(0)
+        histories.append(train(m, optimizer, data, n_epochs=3, batch_size=32, generator=generator))
+    assert manual_step(model) is not None and manual_step(twin) is None
+    np.testing.assert_allclose(histories[0].losses, histories[1].losses, rtol=1e-4)
+    for p, q in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-4)

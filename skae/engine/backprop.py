@@ -6,9 +6,10 @@ and autograd's (graph nodes, saved tensors, gradient accumulation) is the
 largest part of it. For networks made only of ``Linear`` layers, the
 activations skae offers and the :class:`~skae.engine.networks.Standardize`
 wrappers, the backward pass is a short, fixed sequence of matrix products, so
-:func:`gradient_step` writes it out and stores the gradients straight into
+:func:`manual_step` writes it out and stores the gradients straight into
 preallocated ``.grad`` buffers. Any other network (convolutions, custom
-modules) falls back to autograd, with the same contract.
+modules, hooks) gets None there, and :func:`autograd_step` serves it with the
+same contract.
 
 A step function has the signature ``step(batch, generator) -> loss_sum``: it
 sets every parameter's ``.grad`` to the gradient of the model's
@@ -22,10 +23,10 @@ import torch
 import torch.nn.functional as F
 
 from .autoencoders import Autoencoder, VariationalAutoencoder
-from .chain import SPLIT, hooked, backward, forward, operations
+from .chain import SPLIT, backward, forward, hooked, operations
 from .networks import _LOG_VAR_MAX, _LOG_VAR_MIN
 
-__all__ = ["autograd_step", "gradient_step", "manual_step"]
+__all__ = ["autograd_step", "manual_step"]
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -40,12 +41,6 @@ def autograd_step(model):
         return loss.detach() * batch.shape[0]
 
     return step
-
-
-def gradient_step(model):
-    """The hand-written step for ``model`` where one exists, else :func:`autograd_step`."""
-    step = manual_step(model)
-    return step if step is not None else autograd_step(model)
 
 
 def manual_step(model):
@@ -63,7 +58,7 @@ def manual_step(model):
     decoder = operations(model.decoder, split_allowed=False)
     if encoder is None or decoder is None:
         return None
-    if variational != (encoder[-1] is SPLIT):
+    if variational != (bool(encoder) and encoder[-1] is SPLIT):
         return None
     parameters = list(model.parameters())
     covered = {id(p) for op in encoder + decoder for p in getattr(op, "parameters", ())}

@@ -18,7 +18,7 @@ from torch import nn
 
 from .networks import GaussianEncoder, Standardize, Unstandardize
 
-__all__ = ["SPLIT", "backward", "forward", "operations"]
+__all__ = ["SPLIT", "backward", "forward", "hooked", "operations"]
 
 _aten = torch.ops.aten
 
@@ -166,6 +166,7 @@ def backward(chain, saved, g, need_input):
 
 
 def hooked(module):
+    """Whether ``module`` itself (not its children) or its own parameters carry hooks."""
     if (
         module._forward_hooks
         or module._forward_pre_hooks
