@@ -51,11 +51,11 @@ class _Linear:
 class _Elementwise:
     """An activation or an affine rescaling: no parameters, one saved tensor."""
 
-    def __init__(self, forward, backward, saves_input=False, in_place=None, affine=None):
+    def __init__(self, forward, backward, saves_input=False, in_place=None, standardize=None):
         self._forward, self._backward, self._saves_input = forward, backward, saves_input
         self._in_place = in_place
         # (mean, scale) for Standardize, so inference can fold it into the next layer.
-        self.standardize = affine
+        self.standardize = standardize
 
     def forward(self, x):
         y = self._forward(x)
@@ -102,7 +102,7 @@ def _elementwise(module):
     if kind is Standardize:
         mean, scale = module.mean, module.scale
         return _Elementwise(
-            lambda x: (x - mean) / scale, lambda g, y: g / scale, affine=(mean, scale)
+            lambda x: (x - mean) / scale, lambda g, y: g / scale, standardize=(mean, scale)
         )
     if kind is Unstandardize:
         mean, scale = module.mean, module.scale
