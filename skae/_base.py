@@ -277,7 +277,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     def _validate_training_data(self, X, reset):
         X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
-        largest = float(np.max(np.abs(X)))
+        # max(-min, max) rather than max(abs(X)): no temporary copy of large data.
+        largest = max(-float(X.min()), float(X.max()))
         if largest > _MAX_TRAINING_MAGNITUDE:
             raise ValueError(
                 f"X contains values as large as {largest:.3g} in magnitude, beyond what "

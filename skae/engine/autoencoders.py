@@ -9,9 +9,19 @@ data in input space.
 import torch
 from torch import nn
 
+from .inference import lean_forward
 from .losses import bernoulli_nll, gaussian_kl, gaussian_nll, squared_error
 
 __all__ = ["Autoencoder", "VariationalAutoencoder"]
+
+
+def _infer(network, x):
+    """``network(x)``, by the leaner inference path when no gradient is recorded."""
+    if not torch.is_grad_enabled():
+        lean = lean_forward(network)
+        if lean is not None:
+            return lean(x)
+    return network(x)
 
 
 class _EncoderDecoder(nn.Module):
@@ -25,7 +35,7 @@ class _EncoderDecoder(nn.Module):
 
     def decode(self, z):
         """Decode codes to data in input space (probabilities for ``"bce"``)."""
-        raw = self.decoder(z)
+        raw = _infer(self.decoder, z)
         return torch.sigmoid(raw) if self.reconstruction_loss == "bce" else raw
 
 
@@ -37,7 +47,7 @@ class Autoencoder(_EncoderDecoder):
     """
 
     def encode(self, x):
-        return self.encoder(x)
+        return _infer(self.encoder, x)
 
     def _per_row_loss(self, x):
         raw = self.decoder(self.encoder(x))
@@ -103,11 +113,11 @@ class VariationalAutoencoder(_EncoderDecoder):
         self.n_score_draws = n_score_draws
 
     def encode(self, x):
-        return self.encoder(x)[0]
+        return _infer(self.encoder, x)[0]
 
     def posterior(self, x):
         """Mean and variance of q(z|x)."""
-        mean, log_var = self.encoder(x)
+        mean, log_var = _infer(self.encoder, x)
         return mean, log_var.exp()
 
     def training_loss(self, x, generator):

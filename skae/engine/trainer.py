@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .adam import step_function
+from .backprop import autograd_step, manual_step
+
 __all__ = ["TrainingHistory", "make_optimizer", "train"]
 
 
@@ -73,17 +76,23 @@ class _Plateau:
         return self.count > self.patience
 
 
-def _run_epoch(model, optimizer, X, batch_size, generator):
+def _steps(model, optimizer):
+    """``(gradients, update)``: ``gradients(batch, generator) -> loss sum`` fills ``.grad``,
+    ``update()`` applies the optimiser step."""
+    gradients = manual_step(model)
+    if gradients is None:
+        return autograd_step(model), optimizer.step
+    # The hand-written pass reuses the .grad buffers, so the update can be prepared once.
+    return gradients, step_function(optimizer, list(model.parameters()))
+
+
+def _run_epoch(gradients, update, X, batch_size, generator):
     n_samples = X.shape[0]
     order = torch.randperm(n_samples, generator=generator, device=X.device)
     total = torch.zeros((), device=X.device)
     for start in range(0, n_samples, batch_size):
-        batch = X.index_select(0, order[start : start + batch_size])
-        loss = model.training_loss(batch, generator)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += loss.detach() * batch.shape[0]
+        total.add_(gradients(X.index_select(0, order[start : start + batch_size]), generator))
+        update()
     return (total / n_samples).item()
 
 
@@ -139,9 +148,10 @@ def train(
     last_good = _snapshot(model)
     best = last_good
     model.train()
+    gradients, update = _steps(model, optimizer)
     try:
         for _ in range(n_epochs):
-            loss = _run_epoch(model, optimizer, X, batch_size, generator)
+            loss = _run_epoch(gradients, update, X, batch_size, generator)
             if not math.isfinite(loss):
                 model.load_state_dict(last_good)
                 history.stop_reason = "diverged"
@@ -172,5 +182,6 @@ def train(
         history.stop_reason = "interrupted"
     if validation_score is not None and history.validation_scores:
         model.load_state_dict(best)
+    model.zero_grad(set_to_none=True)
     model.eval()
     return history

@@ -1,0 +1,60 @@
+"""The training benchmark's functions still run (on minuscule sizes; nothing is timed)."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_training.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_training", _PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def work(bench):
+    X = np.random.default_rng(0).standard_normal((40, 6)).astype(np.float32)
+    return bench.Workload("tiny", X, (5,), 2, 16, 2)
+
+
+def test_workloads_have_the_documented_shapes(bench):
+    digits = bench.digits_workload(1)
+    assert digits.X.shape == (1257, 64) and digits.X.dtype == np.float32
+    assert digits.batch_size == 64 and digits.hidden_layer_sizes == (128, 64)
+    synthetic = bench.synthetic_workload(1, n_samples=300)
+    assert synthetic.X.shape == (300, 100) and synthetic.batch_size == 256
+    assert synthetic.hidden_layer_sizes == (256, 128)
+
+
+def test_fit_comparison_reports_every_contender(bench, work):
+    with_skorch = bench.skorch_available()
+    results = bench.compare_fit(work, "cpu", repeats=1, with_skorch=with_skorch)
+    expected = {"skae", "hand-written"} | ({"skorch"} if with_skorch else set())
+    assert set(results) == expected
+    for row in results.values():
+        assert row["samples_per_s"] > 0 and math.isfinite(row["final_loss"])
+
+
+def test_hand_written_loop_trains_the_same_network_as_skae(bench, work):
+    _, _, est = bench.fit_skae(work, "cpu")
+    model = bench.plain_autoencoder(6, work.hidden_layer_sizes, work.n_components)
+    networks = (est.encoder_, est.decoder_)
+    skae_shapes = sorted(tuple(p.shape) for net in networks for p in net.parameters())
+    assert sorted(tuple(p.shape) for p in model.parameters()) == skae_shapes
+    _, loss = bench.fit_hand_written(work, "cpu")
+    assert math.isfinite(loss) and loss > 0
+
+
+def test_transform_comparison_and_memory_check_run(bench, work):
+    rates = bench.compare_transform(work, "cpu", repeats=1, calls=1)
+    assert set(rates) == {"transform", "bare encoder", "bare, NumPy in/out"}
+    assert min(rates.values()) > 0
+    memory = bench.measure_memory(500, 4, "cpu")
+    assert memory["data"] == 500 * 4 * 4 and memory["ratio"] > 0
