@@ -5,7 +5,6 @@ import numpy as np
 from ._base import _COMMON_ATTRIBUTES, _COMMON_PARAMETERS, _BaseAutoencoder
 from .engine.autoencoders import Autoencoder
 from .engine.inference import apply_in_chunks, chunk_rows_for
-from .engine.networks import build_mlp
 
 
 class AutoencoderTransformer(_BaseAutoencoder):
@@ -52,13 +51,6 @@ class AutoencoderTransformer(_BaseAutoencoder):
     >>> ae.fit_transform(X).shape
     (1797, 2)
     """
-
-    def _build_networks(self, n_features, hidden_layer_sizes):
-        encoder = build_mlp([n_features, *hidden_layer_sizes, self.n_components], self.activation)
-        decoder = build_mlp(
-            [self.n_components, *reversed(hidden_layer_sizes), n_features], self.activation
-        )
-        return encoder, decoder
 
     def _engine_model_for(self, encoder, decoder, reconstruction_loss):
         return Autoencoder(encoder, decoder, reconstruction_loss)
