@@ -10,6 +10,7 @@ most 0.9 in under 45 s on a 2-core CPU.
 Run from the repository root::
 
     python benchmarks/bench_conv_digits.py [--seeds 0 1 2] [--device cpu]
+        [--conv-channels 16 32]
 """
 
 import argparse
@@ -33,6 +34,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="VAE random_state values")
     parser.add_argument("--device", default="auto", help='skae device (default "auto")')
+    parser.add_argument(
+        "--conv-channels", type=int, nargs="+", default=None,
+        help="try other conv_channels than the default (for tuning it)",
+    )
     args = parser.parse_args()
 
     X, y = load_digits(return_X_y=True)
@@ -42,8 +47,11 @@ def main():
     # cpu_s: process CPU time; on a machine shared with other jobs wall time
     # (fit_s) can be several times larger than the work itself.
     print("seed  epochs  fit_s  cpu_s   vae_mse  ratio_to_pca")
+    extra = {} if args.conv_channels is None else {"conv_channels": tuple(args.conv_channels)}
+    print(f"conv_channels={extra.get('conv_channels', VAETransformer().conv_channels)}")
     for seed in args.seeds:
         vae = VAETransformer(
+            **extra,
             architecture="conv",
             image_shape=(1, 8, 8),
             n_components=2,
