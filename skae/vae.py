@@ -66,6 +66,13 @@ class VAETransformer(_BaseAutoencoder):
     (1797, 2)
     >>> vae.sample(3, random_state=0).shape
     (3, 64)
+
+    Images, with a convolutional encoder and decoder; outputs are flat rows:
+
+    >>> images = X.reshape(-1, 8, 8)
+    >>> conv = VAETransformer(architecture="conv", max_iter=2, random_state=0).fit(images)
+    >>> conv.sample(3, random_state=0).reshape(-1, *conv.image_shape_).shape
+    (3, 8, 8)
     """
 
     _parameter_constraints: dict = {
