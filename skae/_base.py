@@ -24,10 +24,18 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from . import _images, _user_networks
 from ._finite import all_finite, check_finite_output, outputs_are_finite
+from .engine.conv import build_conv_decoder, build_conv_encoder
 from .engine.device import resolve_device
 from .engine.inference import apply_in_chunks, chunk_rows_for, with_dtype
-from .engine.networks import ACTIVATIONS, Standardize, Unstandardize, initialize_parameters
+from .engine.networks import (
+    ACTIVATIONS,
+    Standardize,
+    Unstandardize,
+    build_mlp,
+    initialize_parameters,
+)
 from .engine.trainer import make_optimizer, train
 
 # Training runs in float32: past this magnitude squared errors summed over
@@ -36,19 +44,75 @@ _MAX_TRAINING_MAGNITUDE = 1e15
 
 _AUTO_BATCH_SIZE = 200
 
+# The parameters that shape the networks, in the order of _architecture().
+_ARCHITECTURE_PARAMETERS = (
+    "n_components",
+    "hidden_layer_sizes",
+    "activation",
+    "reconstruction_loss",
+    "architecture",
+    "image_shape",
+    "conv_channels",
+    "encoder",
+    "decoder",
+)
+
 _COMMON_PARAMETERS = """\
     n_components : int, default=2
         Size of the latent code: the number of output columns of
         :meth:`transform`.
 
     hidden_layer_sizes : array-like of int or int, default=(128, 64)
-        Widths of the encoder's hidden layers, from the input towards the code.
-        The decoder mirrors them. ``()`` gives a linear encoder and decoder.
+        Widths of the encoder's hidden (dense) layers, from the input towards
+        the code; with ``architecture="conv"`` they sit between the
+        convolutions and the code. The decoder mirrors them. ``()`` gives a
+        linear MLP encoder and decoder.
 
     activation : {{"relu", "tanh", "logistic", "identity", "elu", "gelu"}}, \
 default="relu"
         Activation between hidden layers (names as in MLPRegressor, plus
         ``"elu"`` and ``"gelu"``).
+
+    architecture : {{"mlp", "conv"}}, default="mlp"
+        ``"mlp"``: dense layers only. ``"conv"``, for images: one 3x3
+        convolution with stride 2 per entry of ``conv_channels`` (each halves
+        the height and width, rounding up), then the dense layers; the decoder
+        mirrors it with transposed convolutions and rebuilds exactly the input's
+        image size, whatever it is. With ``"conv"``, X may also be an array of
+        images, ``(n_samples, H, W)`` or ``(n_samples, C, H, W)``.
+
+    image_shape : tuple of int, default=None
+        ``(H, W)`` or ``(C, H, W)``: the image each row of 2-D input holds, its
+        ``C*H*W`` values in the order ``images.reshape(len(images), -1)`` gives
+        (so flattened images fit in a Pipeline after a scaler). None takes the
+        shape from image arrays; for 2-D input with ``architecture="conv"``,
+        None treats each row as a 1-D signal, ``(1, n_features)``, convolved
+        along the features. With ``"mlp"`` a given shape is only checked
+        against the number of features. :meth:`inverse_transform` and
+        :meth:`sample` return flattened rows; get images back with
+        ``X_new.reshape(-1, *est.image_shape_)``.
+
+    conv_channels : array-like of int or int, default=(32, 64)
+        Output channels of the convolution layers, from the input towards the
+        code; the decoder mirrors them. Used with ``architecture="conv"``.
+        The images must be large enough for the depth: a layer may not get a
+        1x1 feature map (8x8 images allow up to 3 layers, 28x28 up to 5).
+
+    encoder : torch.nn.Module, default=None
+        Your own encoder, in place of the one ``architecture`` builds. It must
+        map a float32 tensor of shape ``(n, n_features)`` (the rows of X as
+        given: no standardisation) to ``(n, n_components)`` codes for
+        :class:`AutoencoderTransformer`, or to ``(n, 2 * n_components)`` for
+        :class:`VAETransformer` (posterior means, then log-variances). skae
+        trains a float32 deep copy, starting from the module's current
+        weights: the module you pass is never changed, and ``clone``, grid
+        searches and pickling work as usual.
+
+    decoder : torch.nn.Module, default=None
+        Your own decoder, in place of the one ``architecture`` builds. It must
+        map ``(n, n_components)`` float32 codes to ``(n, n_features)``: the
+        reconstruction for ``"mse"``, logits for ``"bce"`` (skae applies the
+        sigmoid). Deep-copied and trained as ``encoder``.
 
     reconstruction_loss : {{"mse", "bce"}}, default="mse"
         ``"mse"``: squared error, for real-valued data of any scale.
@@ -118,6 +182,13 @@ _COMMON_ATTRIBUTES = """\
     n_components_ : int
         Size of the latent code.
 
+    image_shape_ : tuple of int or None
+        Shape of one image, ``(H, W)`` or ``(C, H, W)`` as the images or
+        ``image_shape`` gave it, ``(1, n_features)`` for 2-D input with
+        ``architecture="conv"`` and no ``image_shape``; None for the MLP
+        without ``image_shape``. ``X_new.reshape(-1, *est.image_shape_)``
+        turns rows back into images.
+
     device_ : torch.device
         Where the fitted networks live.
 
@@ -183,6 +254,11 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
+        "architecture": [StrOptions({"mlp", "conv"})],
+        "image_shape": ["array-like", None],
+        "conv_channels": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "encoder": [nn.Module, None],
+        "decoder": [nn.Module, None],
         "reconstruction_loss": [StrOptions({"mse", "bce"})],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
@@ -203,6 +279,11 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         *,
         hidden_layer_sizes=(128, 64),
         activation="relu",
+        architecture="mlp",
+        image_shape=None,
+        conv_channels=(32, 64),
+        encoder=None,
+        decoder=None,
         reconstruction_loss="mse",
         batch_size="auto",
         learning_rate_init=1e-3,
@@ -219,6 +300,11 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.architecture = architecture
+        self.image_shape = image_shape
+        self.conv_channels = conv_channels
+        self.encoder = encoder
+        self.decoder = decoder
         self.reconstruction_loss = reconstruction_loss
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
@@ -234,9 +320,13 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     # ------------------------------------------------------------------ hooks
 
-    def _build_networks(self, n_features, hidden_layer_sizes):
-        """Return ``(encoder, decoder)`` for ``n_features`` inputs."""
-        raise NotImplementedError
+    def _encoder_outputs(self):
+        """Columns of the encoder body's output: the code itself by default."""
+        return self.n_components
+
+    def _wrap_encoder(self, body):
+        """The encoder the engine model expects, around a body of ``_encoder_outputs()`` columns."""
+        return body
 
     def _engine_model_for(self, encoder, decoder, reconstruction_loss):
         """The engine model (:mod:`skae.engine.autoencoders`) wrapping two networks."""
@@ -255,25 +345,66 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     # ------------------------------------------------------------- validation
 
-    def _hidden_layer_sizes(self):
-        sizes = self.hidden_layer_sizes
-        sizes = [sizes] if not hasattr(sizes, "__iter__") else list(sizes)
+    def _positive_sizes(self, name):
+        value = getattr(self, name)
+        sizes = [value] if not hasattr(value, "__iter__") else list(value)
         for size in sizes:
             if isinstance(size, (bool, np.bool_)) or not isinstance(size, Integral) or size < 1:
-                raise ValueError(
-                    "hidden_layer_sizes must contain positive integers, got "
-                    f"{self.hidden_layer_sizes!r}."
-                )
+                raise ValueError(f"{name} must contain positive integers, got {value!r}.")
         return tuple(int(size) for size in sizes)
 
+    def _hidden_layer_sizes(self):
+        return self._positive_sizes("hidden_layer_sizes")
+
+    def _conv_channels(self):
+        channels = self._positive_sizes("conv_channels")
+        if not channels:
+            raise ValueError(
+                f"conv_channels must name at least one layer, got {self.conv_channels!r}; "
+                'for no convolutions use architecture="mlp".'
+            )
+        return channels
+
     def _architecture(self):
-        """What must stay fixed for training to continue from fitted weights."""
+        """What must stay fixed for training to continue from fitted weights.
+
+        In the order of ``_ARCHITECTURE_PARAMETERS``; conv_channels only counts
+        for ``architecture="conv"``, the user's networks by their layers.
+        """
         return (
             self.n_components,
             self._hidden_layer_sizes(),
             self.activation,
             self.reconstruction_loss,
+            self.architecture,
+            _images.normalized_image_shape(self.image_shape),
+            self._conv_channels() if self.architecture == "conv" else None,
+            _user_networks.fingerprint(self.encoder),
+            _user_networks.fingerprint(self.decoder),
         )
+
+    def _architecture_changes(self):
+        changes = []
+        for name, before, after in zip(
+            _ARCHITECTURE_PARAMETERS, self._fitted_architecture, self._architecture()
+        ):
+            if before == after:
+                continue
+            if name in ("encoder", "decoder"):
+                changes.append(f"{name} (a module with other layers)")
+            else:
+                changes.append(f"{name} from {before!r} to {after!r}")
+        return ", ".join(changes)
+
+    def _training_image_shape(self, X, array_shape, fresh):
+        """Resolve (fresh fit) or check (continued training) the shape of the images."""
+        if not fresh:
+            _images.check_image_arrays(self, array_shape)
+            return self.image_shape_
+        image_shape = _images.resolve_image_shape(self, X.shape[1], array_shape)
+        if self.architecture == "conv" and (self.encoder is None or self.decoder is None):
+            _images.check_conv_depth(image_shape, self._conv_channels(), X.shape[1])
+        return image_shape
 
     def _validate_training_data(self, X, reset):
         X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
@@ -360,16 +491,17 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         fresh = not fitted or (not incremental and not self.warm_start)
         if not fresh and self._fitted_architecture != self._architecture():
             raise ValueError(
-                "The network's shape parameters (n_components, hidden_layer_sizes, "
-                "activation, reconstruction_loss) changed since the last fit, from "
-                f"{self._fitted_architecture} to {self._architecture()}; continuing "
-                "training needs the same network. Set warm_start=False and call fit."
+                "The network's shape parameters changed since the last fit: "
+                f"{self._architecture_changes()}; continuing training needs the same "
+                "network. Set warm_start=False and call fit."
             )
+        X, array_shape = _images.flatten_image_arrays(self, X, self.architecture)
         X = self._validate_training_data(X, reset=fresh)
+        image_shape = self._training_image_shape(X, array_shape, fresh)
         device = resolve_device(self.device)
         if fresh:
             rng = check_random_state(self.random_state)
-            encoder, decoder = self._initial_networks(X, rng, device)
+            encoder, decoder = self._initial_networks(X, rng, device, image_shape)
         else:
             rng = self._random_state
             encoder, decoder = self.encoder_.to(device), self.decoder_.to(device)
@@ -429,6 +561,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         self.encoder_, self.decoder_ = encoder, decoder
         self.n_components_ = self.n_components
+        self.image_shape_ = image_shape
         self.device_ = device
         self._fitted_architecture = self._architecture()
         self._random_state = rng
@@ -451,30 +584,75 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self._warn_about_stop(history.stop_reason, incremental)
         return self
 
-    def _initial_networks(self, X, rng, device):
+    def _build_networks(self, n_features, hidden_layer_sizes, image_shape=None):
+        """Return ``(encoder, decoder)`` for ``n_features`` inputs, as ``architecture`` says."""
+        n_outputs = self._encoder_outputs()
+        if self.architecture == "conv":
+            shape = _images.as_chw(image_shape)
+            channels = self._conv_channels()
+            body = build_conv_encoder(
+                shape, channels, hidden_layer_sizes, n_outputs, self.activation
+            )
+            decoder = build_conv_decoder(
+                self.n_components, hidden_layer_sizes, channels, shape, self.activation
+            )
+        else:
+            body = build_mlp([n_features, *hidden_layer_sizes, n_outputs], self.activation)
+            decoder = build_mlp(
+                [self.n_components, *reversed(hidden_layer_sizes), n_features], self.activation
+            )
+        return self._wrap_encoder(body), decoder
+
+    def _initial_networks(self, X, rng, device, image_shape=None):
         """Build the networks without drawing from torch's global random state.
 
         They are built on the meta device (no initialisation at all), then
         initialised on the CPU from a seeded local generator, so the starting
-        weights are the same whichever device trains them.
+        weights are the same whichever device trains them. The user's own
+        networks are deep-copied instead, and checked on two rows of X.
         """
         with torch.device("meta"):
-            encoder, decoder = self._build_networks(X.shape[1], self._hidden_layer_sizes())
+            encoder, decoder = (
+                self._build_networks(X.shape[1], self._hidden_layer_sizes(), image_shape)
+                if self.encoder is None or self.decoder is None
+                else (None, None)
+            )
         generator = torch.Generator().manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
-        for network in (encoder, decoder):
-            _allocate(network, self.hidden_layer_sizes)
-            initialize_parameters(network, generator)
-        # The networks work on standardised data, so the same learning rate and
-        # initialisation suit data of any scale; the losses stay in input units.
+        if self.encoder is None:
+            _allocate(encoder, self.hidden_layer_sizes)
+            initialize_parameters(encoder, generator)
+        if self.decoder is None:
+            _allocate(decoder, self.hidden_layer_sizes)
+            initialize_parameters(decoder, generator)
+        # The built networks work on standardised data, so the same learning rate
+        # and initialisation suit data of any scale; the losses stay in input units.
         encoder, decoder = self._wrap_networks(encoder, decoder, *_location_and_scale(X))
+        if self.encoder is not None:
+            encoder = self._user_encoder(X, device)
+        if self.decoder is not None:
+            decoder = _user_networks.copy_user_network(self.decoder, "decoder").to(device)
+            _user_networks.check_user_decoder(decoder, self.n_components, X.shape[1], device)
         return encoder.to(device), decoder.to(device)
 
     def _wrap_networks(self, encoder, decoder, mean, scale):
-        """Put the standardising layers around freshly built networks."""
-        encoder = nn.Sequential(Standardize(mean, scale), encoder)
-        if self.reconstruction_loss == "mse":
+        """Put the standardising layers around freshly built networks (None stays None)."""
+        if encoder is not None:
+            encoder = nn.Sequential(Standardize(mean, scale), encoder)
+        if decoder is not None and self.reconstruction_loss == "mse":
             decoder = nn.Sequential(decoder, Unstandardize(mean, scale))
         return encoder, decoder
+
+    def _user_encoder(self, X, device):
+        body = _user_networks.copy_user_network(self.encoder, "encoder").to(device)
+        n_outputs = self._encoder_outputs()
+        meaning = (
+            f"n_components={n_outputs}"
+            if n_outputs == self.n_components
+            else f"2 * n_components={n_outputs}: means, then log-variances"
+        )
+        rows = torch.as_tensor(np.asarray(X[:2]), dtype=torch.float32, device=device)
+        _user_networks.check_user_encoder(body, rows, n_outputs, meaning)
+        return self._wrap_encoder(body)
 
     def _validation_split(self, X, rng):
         n_samples = X.shape[0]
@@ -519,6 +697,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     def _validate_inference_data(self, X):
         check_is_fitted(self)
+        X, array_shape = _images.flatten_image_arrays(self, X, self._fitted_architecture[4])
+        _images.check_image_arrays(self, array_shape)
         return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
 
     def _compute_dtype(self, dtype):

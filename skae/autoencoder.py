@@ -8,7 +8,6 @@ from sklearn.utils._param_validation import StrOptions
 from ._base import _COMMON_ATTRIBUTES, _COMMON_PARAMETERS, _BaseAutoencoder
 from .engine.autoencoders import Autoencoder
 from .engine.inference import apply_in_chunks, chunk_rows_for
-from .engine.networks import build_mlp
 
 
 class AutoencoderTransformer(_BaseAutoencoder):
@@ -85,6 +84,11 @@ class AutoencoderTransformer(_BaseAutoencoder):
         *,
         hidden_layer_sizes=(128, 64),
         activation="relu",
+        architecture="mlp",
+        image_shape=None,
+        conv_channels=(32, 64),
+        encoder=None,
+        decoder=None,
         reconstruction_loss="mse",
         latent_sampler="gaussian",
         batch_size="auto",
@@ -103,6 +107,11 @@ class AutoencoderTransformer(_BaseAutoencoder):
             n_components,
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,
+            architecture=architecture,
+            image_shape=image_shape,
+            conv_channels=conv_channels,
+            encoder=encoder,
+            decoder=decoder,
             reconstruction_loss=reconstruction_loss,
             batch_size=batch_size,
             learning_rate_init=learning_rate_init,
@@ -117,13 +126,6 @@ class AutoencoderTransformer(_BaseAutoencoder):
             device=device,
         )
         self.latent_sampler = latent_sampler
-
-    def _build_networks(self, n_features, hidden_layer_sizes):
-        encoder = build_mlp([n_features, *hidden_layer_sizes, self.n_components], self.activation)
-        decoder = build_mlp(
-            [self.n_components, *reversed(hidden_layer_sizes), n_features], self.activation
-        )
-        return encoder, decoder
 
     def _engine_model_for(self, encoder, decoder, reconstruction_loss):
         return Autoencoder(encoder, decoder, reconstruction_loss)

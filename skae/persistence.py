@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from sklearn.base import clone
 
+from ._base import _ARCHITECTURE_PARAMETERS
+
 __all__ = ["FORMAT_VERSION", "load", "save"]
 
 #: Version of the file layout; :func:`load` refuses files from a newer layout.
@@ -270,18 +272,19 @@ def _read(path):
 
 def _rebuild_networks(estimator, state_dicts, decoder):
     """Networks of the fitted architecture, filled with the saved weights."""
-    n_components, hidden_layer_sizes, activation, reconstruction_loss = (
-        estimator._fitted_architecture[:4]
-    )
-    builder = clone(estimator).set_params(
-        n_components=n_components,
-        hidden_layer_sizes=hidden_layer_sizes,
-        activation=activation,
-        reconstruction_loss=reconstruction_loss,
-    )
+    fitted = dict(zip(_ARCHITECTURE_PARAMETERS, estimator._fitted_architecture))
+    if fitted.get("encoder") is not None or fitted.get("decoder") is not None:
+        decoder.fail("'attributes'", "describe user-supplied networks, which are never saved")
+    fitted.pop("encoder", None)
+    fitted.pop("decoder", None)
+    if fitted.get("conv_channels") is None:
+        fitted.pop("conv_channels", None)
+    builder = clone(estimator).set_params(**fitted)
     n_features = estimator.n_features_in_
     with torch.device("meta"):
-        networks = builder._build_networks(n_features, builder._hidden_layer_sizes())
+        networks = builder._build_networks(
+            n_features, builder._hidden_layer_sizes(), getattr(estimator, "image_shape_", None)
+        )
         networks = builder._wrap_networks(*networks, np.zeros(n_features), 1.0)
     for name, network in zip(_NETWORKS, networks):
         network.to_empty(device="cpu")

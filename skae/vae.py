@@ -7,7 +7,7 @@ from sklearn.utils._param_validation import Interval
 from ._base import _COMMON_ATTRIBUTES, _COMMON_PARAMETERS, _BaseAutoencoder
 from .engine.autoencoders import VariationalAutoencoder
 from .engine.inference import apply_in_chunks, chunk_rows_for
-from .engine.networks import GaussianEncoder, build_mlp
+from .engine.networks import GaussianEncoder
 
 # score_samples averages the ELBO over this many latent draws, the same draws for
 # every row (so scores do not depend on batching).
@@ -66,6 +66,13 @@ class VAETransformer(_BaseAutoencoder):
     (1797, 2)
     >>> vae.sample(3, random_state=0).shape
     (3, 64)
+
+    Images, with a convolutional encoder and decoder; outputs are flat rows:
+
+    >>> images = X.reshape(-1, 8, 8)
+    >>> conv = VAETransformer(architecture="conv", max_iter=2, random_state=0).fit(images)
+    >>> conv.sample(3, random_state=0).reshape(-1, *conv.image_shape_).shape
+    (3, 8, 8)
     """
 
     _parameter_constraints: dict = {
@@ -79,6 +86,11 @@ class VAETransformer(_BaseAutoencoder):
         *,
         hidden_layer_sizes=(128, 64),
         activation="relu",
+        architecture="mlp",
+        image_shape=None,
+        conv_channels=(32, 64),
+        encoder=None,
+        decoder=None,
         reconstruction_loss="mse",
         beta=1.0,
         batch_size="auto",
@@ -97,6 +109,11 @@ class VAETransformer(_BaseAutoencoder):
             n_components,
             hidden_layer_sizes=hidden_layer_sizes,
             activation=activation,
+            architecture=architecture,
+            image_shape=image_shape,
+            conv_channels=conv_channels,
+            encoder=encoder,
+            decoder=decoder,
             reconstruction_loss=reconstruction_loss,
             batch_size=batch_size,
             learning_rate_init=learning_rate_init,
@@ -133,12 +150,11 @@ class VAETransformer(_BaseAutoencoder):
             lambda model, batch: model.posterior(batch), X, X.shape[1], "posterior", X
         )
 
-    def _build_networks(self, n_features, hidden_layer_sizes):
-        body = build_mlp([n_features, *hidden_layer_sizes, 2 * self.n_components], self.activation)
-        decoder = build_mlp(
-            [self.n_components, *reversed(hidden_layer_sizes), n_features], self.activation
-        )
-        return GaussianEncoder(body), decoder
+    def _encoder_outputs(self):
+        return 2 * self.n_components
+
+    def _wrap_encoder(self, body):
+        return GaussianEncoder(body)
 
     def _prepare_training(self, X, fresh):
         if fresh:

@@ -60,7 +60,7 @@ BAD_DATA = {
     "empty_features": (np.empty((24, 0)), ValueError, "0 feature"),
     "strings": (np.array([["a", "b", "c", "d"]] * 3), ValueError, "could not convert string"),
     "complex": (X + 1j, ValueError, "Complex data not supported"),
-    "3d": (X.reshape(24, 2, 2), ValueError, "Found array with dim 3"),
+    "3d": (X.reshape(24, 2, 2), ValueError, r"X has shape \(24, 2, 2\).*expects a 2-D array"),
     "1d": (X[:, 0], ValueError, "Expected 2D array, got 1D"),
     "scalar": (3.0, ValueError, "Expected 2D array, got scalar"),
     "none": (None, ValueError, "Expected 2D array, got scalar"),

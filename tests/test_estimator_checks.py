@@ -22,6 +22,18 @@ CHECKED = [
         hidden_layer_sizes=(8, 4), reconstruction_loss="mse", beta=0.5, random_state=0,
         max_iter=5, device="cpu",
     ),
+    # The checks' data are 2-D with few features: with image_shape=None each row
+    # is a one-row image (a 1-D signal), so one stride-2 layer fits every check
+    # that has two features or more; with one feature, fit refuses the 1x1 image
+    # naming n_features=1, which check_fit2d_1feature accepts.
+    AutoencoderTransformer(
+        architecture="conv", conv_channels=(4,), hidden_layer_sizes=(8,), max_iter=5,
+        random_state=0, device="cpu",
+    ),
+    VAETransformer(
+        architecture="conv", conv_channels=(4,), hidden_layer_sizes=(8,), max_iter=5,
+        random_state=0, device="cpu",
+    ),
 ]
 
 
@@ -44,7 +56,9 @@ EXTRA_CHECKS = [
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize("estimator", CHECKED[:2], ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize(
+    "estimator", CHECKED[:2] + CHECKED[3:], ids=lambda e: f"{type(e).__name__}-{e.architecture}"
+)
 @pytest.mark.parametrize("check", EXTRA_CHECKS, ids=lambda c: c.__name__)
 def test_checks_run_outside_parametrize_with_checks(estimator, check):
     pytest.importorskip("pandas")

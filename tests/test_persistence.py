@@ -295,3 +295,26 @@ def test_save_of_a_diverged_then_warned_model_round_trips(tmp_path, X_small, mon
     assert est._optimizer_state is None
     est.save(tmp_path / "m.skae")
     assert_array_equal(skae.load(tmp_path / "m.skae").transform(X_small), est.transform(X_small))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize(
+    "cls, params",
+    [
+        (VAETransformer, dict(architecture="conv", conv_channels=(4,), image_shape=(1, 8, 8))),
+        (AutoencoderTransformer, dict(architecture="conv", conv_channels=(4, 8))),
+        (AutoencoderTransformer, dict(latent_sampler="gmm")),
+    ],
+)
+def test_conv_and_mixture_models_round_trip(cls, params, tmp_path, digits):
+    X = digits[0][:120]
+    X_fit = X.reshape(-1, 8, 8) if "image_shape" not in params and "conv_channels" in params else X
+    est = cls(hidden_layer_sizes=(8,), max_iter=3, random_state=0, device="cpu", **params)
+    est.fit(X_fit)
+    path = tmp_path / "model.skae"
+    est.save(path)
+    loaded = skae.load(path)
+    assert loaded.get_params() == est.get_params()
+    assert loaded.image_shape_ == est.image_shape_
+    np.testing.assert_array_equal(loaded.transform(X_fit), est.transform(X_fit))
+    np.testing.assert_array_equal(loaded.sample(5, random_state=2), est.sample(5, random_state=2))
