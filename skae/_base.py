@@ -501,7 +501,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         device = resolve_device(self.device)
         if fresh:
             rng = check_random_state(self.random_state)
-            encoder, decoder = self._initial_networks(X, rng, device, image_shape)
+            location, self._data_scale = _location_and_scale(X)
+            encoder, decoder = self._initial_networks(X, rng, device, image_shape, location)
         else:
             rng = self._random_state
             encoder, decoder = self.encoder_.to(device), self.decoder_.to(device)
@@ -603,7 +604,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             )
         return self._wrap_encoder(body), decoder
 
-    def _initial_networks(self, X, rng, device, image_shape=None):
+    def _initial_networks(self, X, rng, device, image_shape, location):
         """Build the networks without drawing from torch's global random state.
 
         They are built on the meta device (no initialisation at all), then
@@ -626,7 +627,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             initialize_parameters(decoder, generator)
         # The built networks work on standardised data, so the same learning rate
         # and initialisation suit data of any scale; the losses stay in input units.
-        encoder, decoder = self._wrap_networks(encoder, decoder, *_location_and_scale(X))
+        encoder, decoder = self._wrap_networks(encoder, decoder, location, self._data_scale)
         if self.encoder is not None:
             encoder = self._user_encoder(X, device)
         if self.decoder is not None:

@@ -2,6 +2,8 @@
 
 from numbers import Real
 
+import numpy as np
+
 from sklearn.utils._param_validation import Interval
 
 from ._base import _COMMON_ATTRIBUTES, _COMMON_PARAMETERS, _BaseAutoencoder
@@ -158,9 +160,11 @@ class VAETransformer(_BaseAutoencoder):
 
     def _prepare_training(self, X, fresh):
         if fresh:
-            # A floor on the decoder variance, relative to the data's own scale.
-            spread = float(X.var(dim=0, correction=0).mean()) if X.shape[0] > 1 else 0.0
-            self._min_observation_variance = max(1e-6 * spread, 1e-12)
+            # A floor on the decoder variance relative to the data's own scale, so
+            # that it binds equally for data in any units.
+            self._min_observation_variance = max(
+                1e-6 * self._data_scale**2, float(np.finfo(np.float32).tiny)
+            )
 
     def _engine_model_for(self, encoder, decoder, reconstruction_loss, observation_variance=None):
         return VariationalAutoencoder(

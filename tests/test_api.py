@@ -343,3 +343,16 @@ def test_set_output_pandas(cls, digits):
     out = est.transform(X)
     assert list(out.columns) == [f"{cls.__name__.lower()}0", f"{cls.__name__.lower()}1"]
     assert list(est.feature_names_in_) == list(X.columns)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("factor", [1e-8, 1e-3, 1e6, 1e12])
+def test_training_does_not_depend_on_the_data_units(cls, factor, digits):
+    """Standardising layers, a gradient in standard units and a relative variance
+    floor make a fit on ``factor * X`` the fit on ``X`` in other units."""
+    X, _ = digits
+    reference = tiny(cls, max_iter=15).fit(X)
+    scaled = tiny(cls, max_iter=15).fit(X * factor)
+    mse = np.mean((reference.inverse_transform(reference.transform(X)) - X) ** 2)
+    rec = scaled.inverse_transform(scaled.transform(X * factor)) / factor
+    assert np.mean((rec - X) ** 2) == pytest.approx(mse, rel=0.02)

@@ -44,7 +44,20 @@ class Autoencoder(_EncoderDecoder):
 
     Its loss per row is the reconstruction error summed over features: squared
     error for ``"mse"``, binary cross-entropy for ``"bce"``.
+
+    Parameters
+    ----------
+    encoder, decoder : torch.nn.Module
+    reconstruction_loss : {"mse", "bce"}
+    gradient_scale : float, default=1.0
+        Factor applied to the loss before it is differentiated (the reported
+        loss is not scaled): the trainer's way to express gradients in units
+        where they are of order one.
     """
+
+    def __init__(self, encoder, decoder, reconstruction_loss, *, gradient_scale=1.0):
+        super().__init__(encoder, decoder, reconstruction_loss)
+        self.gradient_scale = gradient_scale
 
     def encode(self, x):
         return _infer(self.encoder, x)

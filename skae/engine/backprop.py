@@ -37,7 +37,7 @@ def autograd_step(model):
     def step(batch, generator):
         model.zero_grad(set_to_none=True)
         loss = model.training_loss(batch, generator)
-        loss.backward()
+        (loss * getattr(model, "gradient_scale", 1.0)).backward()
         return loss.detach() * batch.shape[0]
 
     return step
@@ -81,6 +81,7 @@ class _AutoencoderStep:
     def __init__(self, model, operations):
         self.operations = operations
         self.bce = model.reconstruction_loss == "bce"
+        self.gradient_scale = model.gradient_scale
 
     @torch.no_grad()
     def __call__(self, x, generator):
@@ -88,11 +89,11 @@ class _AutoencoderStep:
         n_rows = x.shape[0]
         if self.bce:
             total = F.binary_cross_entropy_with_logits(raw, x, reduction="sum")
-            g = torch.sigmoid(raw).sub_(x).div_(n_rows)
+            g = torch.sigmoid(raw).sub_(x).mul_(self.gradient_scale / n_rows)
         else:
             diff = (raw - x).view(-1)
             total = torch.dot(diff, diff)
-            g = diff.mul_(2.0 / n_rows).view_as(x)
+            g = diff.mul_(2.0 * self.gradient_scale / n_rows).view_as(x)
         backward(self.operations, saved, g, need_input=False)
         return total
 
