@@ -12,7 +12,6 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from torch import nn
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -23,6 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from torch import nn
 
 from . import _images, _user_networks
 from ._finite import all_finite, check_finite_output, outputs_are_finite
@@ -719,7 +719,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         while True:
             model = with_dtype(self._engine_model(), dtype)
             result = apply_in_chunks(
-                lambda batch: method(model, batch),
+                lambda batch, model=model: method(model, batch),
                 _as_tensor(X).to(dtype),
                 self.device_,
                 chunk_rows_for(n_columns),

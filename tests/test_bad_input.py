@@ -124,7 +124,7 @@ def test_bad_latent_codes(fitted, name):
 def test_bce_needs_data_in_unit_interval(cls):
     for data in (X * 2, X - 0.5):
         assert_clear_error(
-            lambda: tiny(cls, reconstruction_loss="bce").fit(data), ValueError,
+            lambda data=data: tiny(cls, reconstruction_loss="bce").fit(data), ValueError,
             r'"bce" needs data in \[0, 1\].*MinMaxScaler',
         )
     model = tiny(cls, reconstruction_loss="bce").fit(X)

@@ -220,7 +220,8 @@ def test_planted_pickle_payload_is_refused_and_runs_nothing(plant, fitted_file, 
         header["payload"] = {"dtype": "F32", "shape": [1], "data_offsets": [0, 4], "x": payload}
         data = _with_header(data, header)
     path.write_bytes(data)
-    with pytest.raises(ValueError, match="not a (valid )?skae model file|corrupted|invalid parameters|unknown type tag"):
+    refused = "not a (valid )?skae model file|corrupted|invalid parameters|unknown type tag"
+    with pytest.raises(ValueError, match=refused):
         skae.load(path)
     assert not marker.exists()
 
@@ -257,7 +258,12 @@ def test_missing_truncated_and_corrupted_files(fitted_file, tmp_path):
         (lambda d: d["attributes"].update(__class__=1), "attribute '__class__' is not"),
         (lambda d: d["attributes"].update(n_iter_={"x": 1}), "untagged dict"),
         (lambda d: d["networks"].pop("decoder_"), "not the encoder and decoder"),
-        (lambda d: d["attributes"].update(_fitted_architecture={"__skae__": "tuple", "items": [9, [4], "relu", "mse"]}), "does not match its architecture"),
+        (
+            lambda d: d["attributes"].update(
+                _fitted_architecture={"__skae__": "tuple", "items": [9, [4], "relu", "mse"]}
+            ),
+            "does not match its architecture",
+        ),
     ],
 )
 def test_tampered_metadata_is_refused(edit, match, fitted_file):
