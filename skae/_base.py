@@ -724,10 +724,12 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 self.device_,
                 chunk_rows_for(n_columns),
             )
-            if all_finite(result) or dtype == torch.float64 or self.device_.type == "mps":
+            finite = all_finite(result)
+            if finite or dtype == torch.float64 or self.device_.type == "mps":
                 break
             dtype = torch.float64
-        check_finite_output(result, name, input_rows)
+        if not finite:
+            check_finite_output(result, name, input_rows)  # raises, naming the rows
         return result
 
     def _apply(self, method, X, n_columns, name="the model", input_rows=None):
@@ -735,8 +737,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         result = self._compute(method, X, n_columns, name, input_rows)
         parts = result if isinstance(result, tuple) else (result,)
         arrays = tuple(part.numpy().astype(X.dtype, copy=False) for part in parts)
-        # A float64 result beyond float32's range becomes infinite when cast back.
-        check_finite_output(tuple(torch.from_numpy(a) for a in arrays), name, input_rows)
+        if any(part.element_size() > array.itemsize for part, array in zip(parts, arrays)):
+            # A float64 result beyond float32's range becomes infinite when cast back.
+            check_finite_output(tuple(torch.from_numpy(a) for a in arrays), name, input_rows)
         return arrays if isinstance(result, tuple) else arrays[0]
 
     def transform(self, X):
