@@ -6,6 +6,7 @@ from sklearn.utils._param_validation import Interval
 
 from ._base import _COMMON_ATTRIBUTES, _COMMON_PARAMETERS, _BaseAutoencoder
 from .engine.autoencoders import VariationalAutoencoder
+from .engine.batches import mean_feature_variance
 from .engine.inference import apply_in_chunks, chunk_rows_for
 from .engine.networks import GaussianEncoder
 
@@ -134,7 +135,7 @@ class VAETransformer(_BaseAutoencoder):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to encode.
 
         Returns
@@ -159,7 +160,7 @@ class VAETransformer(_BaseAutoencoder):
     def _prepare_training(self, X, fresh):
         if fresh:
             # A floor on the decoder variance, relative to the data's own scale.
-            spread = float(X.var(dim=0, correction=0).mean()) if X.shape[0] > 1 else 0.0
+            spread = mean_feature_variance(X)
             self._min_observation_variance = max(1e-6 * spread, 1e-12)
 
     def _engine_model_for(self, encoder, decoder, reconstruction_loss, observation_variance=None):
