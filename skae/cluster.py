@@ -53,14 +53,8 @@ class TorchThreads(WorkerPlugin or object):
 
     def __init__(self, n_threads):
         if WorkerPlugin is None:
-            raise ImportError(
-                'TorchThreads needs dask.distributed: pip install "skae[dask]".'
-            )
-        if (
-            isinstance(n_threads, bool)
-            or not isinstance(n_threads, Integral)
-            or n_threads < 1
-        ):
+            raise ImportError('TorchThreads needs dask.distributed: pip install "skae[dask]".')
+        if isinstance(n_threads, bool) or not isinstance(n_threads, Integral) or n_threads < 1:
             raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}.")
         self.n_threads = int(n_threads)
 

@@ -142,9 +142,12 @@ SPARSE_FORMATS = [sp.csr_matrix, sp.csc_matrix, sp.coo_matrix, sp.csr_array, sp.
 def test_sparse_input_works(cls, container):
     sparse = container(np.where(X > 0.5, X, 0.0))
     dense = sparse.toarray()
+
     # The standardising statistics come from the stored entries, so the two fits
     # agree to rounding rather than bit for bit.
-    same = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    def same(actual, desired):
+        np.testing.assert_allclose(actual, desired, rtol=1e-4, atol=1e-6)
+
     model = tiny(cls, max_iter=2).fit(sparse)
     reference = tiny(cls, max_iter=2).fit(dense)
     same(model.transform(sparse), reference.transform(dense))

@@ -36,9 +36,7 @@ def test_take_keeps_rows_sparse():
     subset = rows.take(order)
     assert isinstance(subset, SparseRows)
     assert subset.nnz == np.count_nonzero(DENSE[order.numpy()])
-    np.testing.assert_array_equal(
-        subset[0:4].numpy(), DENSE[order.numpy()].astype(np.float32)
-    )
+    np.testing.assert_array_equal(subset[0:4].numpy(), DENSE[order.numpy()].astype(np.float32))
 
 
 def test_duplicate_entries_are_summed_without_changing_the_input():

@@ -84,9 +84,7 @@ class SparseRows:
         """The dense rows ``rows`` (a 1-D int64 tensor on ``device``), in that order."""
         if dim != 0:
             raise ValueError("SparseRows selects rows only (dim=0)")
-        dense = torch.zeros(
-            (rows.shape[0], self.shape[1]), dtype=self.dtype, device=self.device
-        )
+        dense = torch.zeros((rows.shape[0], self.shape[1]), dtype=self.dtype, device=self.device)
         batch_rows, positions = self._positions(rows)
         dense[batch_rows, self.indices[positions]] = self.values[positions]
         return dense
