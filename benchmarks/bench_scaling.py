@@ -24,6 +24,7 @@ sizes, ``--device cuda`` on a GPU machine).
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -94,25 +95,27 @@ print(json.dumps({"data": X.nbytes, "peak_above_imports": status_bytes("VmHWM") 
 )
 
 
-def _run_child(code, *args):
+def _run_child(code, *args, env=None):
     done = subprocess.run(
         [sys.executable, "-c", code, *map(str, args)],
         capture_output=True,
         text=True,
         check=True,
         cwd=_ROOT,
+        env=None if env is None else {**os.environ, **env},
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure_sparse(n_rows, n_features, density, device="cpu"):
+def measure_sparse(n_rows, n_features, density, device="cpu", env=None):
     """Peak resident memory of a one-epoch fit on random CSR data, in a fresh process.
 
+    ``env`` adds environment variables for that process (``MALLOC_ARENA_MAX``).
     Returns a dict with ``data`` (bytes of the CSR arrays), ``dense`` (bytes
     if densified as float32), ``nnz``, ``peak_above_imports`` (bytes) and
     ``seconds`` (the fit's wall time).
     """
-    return _run_child(_SPARSE_CHILD, device, n_rows, n_features, density)
+    return _run_child(_SPARSE_CHILD, device, n_rows, n_features, density, env=env)
 
 
 def measure_memmap(n_rows, n_features, device="cpu", directory=None):
@@ -170,18 +173,23 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the sparse fit")
     args = parser.parse_args(argv)
     MiB = 2**20
 
     sparse_shape = (20_000, 2_000, 0.001) if args.quick else (200_000, 2_000, 0.001)
-    sparse = measure_sparse(*sparse_shape, device=args.device)
-    print(
-        f"sparse {sparse_shape[0]:,} x {sparse_shape[1]:,} CSR, density {sparse_shape[2]:g} "
-        f"({sparse['nnz']:,} stored values, {sparse['data'] / MiB:.1f} MiB; "
-        f"{sparse['dense'] / MiB:,.0f} MiB dense): one-epoch fit peaks at "
-        f"{sparse['peak_above_imports'] / MiB:.0f} MiB above the imports "
-        f"(limit 600 MB), {sparse['seconds']:.1f} s"
-    )
+    # glibc's per-thread malloc arenas keep freed batch-sized blocks: the peak
+    # of the same fit varies from run to run unless they are limited to one.
+    for env in ({}, {"MALLOC_ARENA_MAX": "1"}) * args.repeats:
+        sparse = measure_sparse(*sparse_shape, device=args.device, env=env)
+        print(
+            f"sparse {sparse_shape[0]:,} x {sparse_shape[1]:,} CSR, density "
+            f"{sparse_shape[2]:g} ({sparse['nnz']:,} stored values, "
+            f"{sparse['data'] / MiB:.1f} MiB; {sparse['dense'] / MiB:,.0f} MiB dense)"
+            f"{' with ' + str(env) if env else ''}: one-epoch fit peaks at "
+            f"{sparse['peak_above_imports'] / MiB:.0f} MiB above the imports "
+            f"(limit 600 MB), {sparse['seconds']:.1f} s"
+        )
 
     memmap_shape = (100_000, 100) if args.quick else (1_000_000, 100)
     memmap = measure_memmap(*memmap_shape, device=args.device)

@@ -89,13 +89,13 @@ def test_sparse_matrix_is_densified_a_batch_at_a_time(cls, monkeypatch):
         monkeypatch.setattr(container, "toarray", refuse)
         monkeypatch.setattr(container, "todense", refuse)
     requested = []
-    select = SparseRows.index_select
+    fill = SparseRows._fill  # where every dense block is made
 
-    def recording(self, dim, rows):
-        requested.append(int(rows.shape[0]))
-        return select(self, dim, rows)
+    def recording(self, dense, rows):
+        requested.append(int(dense.shape[0]))
+        return fill(self, dense, rows)
 
-    monkeypatch.setattr(SparseRows, "index_select", recording)
+    monkeypatch.setattr(SparseRows, "_fill", recording)
     # Inference (and the checks after training) in chunks of 50 rows.
     monkeypatch.setattr("skae.engine.inference._ELEMENTS_PER_CHUNK", 7 * 50)
     X = sp.csr_matrix(np.abs(np.tile(DENSE, (4, 1))))  # 120 rows
