@@ -24,8 +24,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
-from . import _images, _user_networks
+from . import _images, _sparse, _user_networks
 from ._finite import all_finite, check_finite_output, outputs_are_finite
+from .engine.batches import SparseRows
 from .engine.conv import build_conv_decoder, build_conv_encoder
 from .engine.device import resolve_device
 from .engine.inference import apply_in_chunks, chunk_rows_for, with_dtype
@@ -218,13 +219,16 @@ _COMMON_ATTRIBUTES = """\
 """
 
 
-def _location_and_scale(X, chunk_rows=1 << 16):
+def _location_and_scale(X, chunk_elements=1 << 22):
     """Per-feature mean and one overall standard deviation (1 for constant data).
 
     Computed chunk by chunk (Chan et al.'s pairwise update) so that large
-    inputs are never copied whole.
+    inputs are never copied whole; sparse inputs from their stored entries.
     """
+    if _sparse.issparse(X):
+        return _sparse.location_and_scale(X)
     count, mean, sum_squares = 0, np.zeros(X.shape[1]), np.zeros(X.shape[1])
+    chunk_rows = max(1, chunk_elements // max(1, X.shape[1]))  # 32 MB of float64 per block
     for start in range(0, X.shape[0], chunk_rows):
         block = np.asarray(X[start : start + chunk_rows], dtype=np.float64)
         block_mean = block.mean(axis=0)
@@ -241,10 +245,29 @@ def _location_and_scale(X, chunk_rows=1 << 16):
 
 def _as_tensor(X):
     """A CPU tensor sharing memory with ``X`` where its layout allows."""
+    if _sparse.issparse(X):
+        raise TypeError("sparse X must go through _rows, not _as_tensor")
     with warnings.catch_warnings():
         # Read-only inputs (memmaps) are shared as they are: skae never writes to them.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.from_numpy(np.asarray(X))
+
+
+def _rows(X, device, dtype):
+    """What the engine reads ``X`` through: a tensor on ``device`` or, for sparse
+    ``X``, :class:`SparseRows` there, densified one batch at a time."""
+    if _sparse.issparse(X):
+        return _sparse.sparse_rows(X, device, dtype)
+    return _as_tensor(X).to(device=device, dtype=dtype).contiguous()
+
+
+def _score_rows(model, X):
+    """``model.score_samples`` on validation rows ``X`` (a tensor or SparseRows)."""
+    if isinstance(X, SparseRows):
+        # Densified chunk by chunk; for a VAE not yet calibrated the chunks
+        # then each use their own maximum-likelihood decoder variance.
+        return apply_in_chunks(model.score_samples, X, X.device, chunk_rows_for(X.shape[1]))
+    return model.score_samples(X)
 
 
 class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -406,10 +429,21 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             _images.check_conv_depth(image_shape, self._conv_channels(), X.shape[1])
         return image_shape
 
+    def _accept_sparse(self, architecture):
+        # Convolutions need whole images: sparse input is refused for them.
+        return False if architecture == "conv" else _sparse.ACCEPTED_FORMATS
+
     def _validate_training_data(self, X, reset):
-        X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+        X = validate_data(
+            self,
+            X,
+            reset=reset,
+            dtype=[np.float64, np.float32],
+            accept_sparse=self._accept_sparse(self.architecture),
+        )
         # max(-min, max) rather than max(abs(X)): no temporary copy of large data.
-        largest = max(-float(X.min()), float(X.max()))
+        low, high = _sparse.value_range(X) if _sparse.issparse(X) else (X.min(), X.max())
+        largest = max(-float(low), float(high))
         if largest > _MAX_TRAINING_MAGNITUDE:
             raise ValueError(
                 f"X contains values as large as {largest:.3g} in magnitude, beyond what "
@@ -417,7 +451,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 "data first, for instance with sklearn.preprocessing.StandardScaler."
             )
         if self.reconstruction_loss == "bce":
-            low, high = float(X.min()), float(X.max())
+            low, high = float(low), float(high)
             if low < 0 or high > 1:
                 raise ValueError(
                     'reconstruction_loss="bce" needs data in [0, 1], but X ranges from '
@@ -446,8 +480,11 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data. Sparse matrices (CSR or CSC; other formats are
+            converted to CSR) are densified one batch of rows at a time, never
+            whole; not with ``architecture="conv"``. A float32
+            :class:`numpy.memmap` trains on the CPU without being copied.
 
         y : None
             Ignored; present for API consistency.
@@ -468,8 +505,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            A chunk of training data.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            A chunk of training data (sparse matrices as in :meth:`fit`).
 
         y : None
             Ignored; present for API consistency.
@@ -507,7 +544,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             rng = self._random_state
             encoder, decoder = self.encoder_.to(device), self.decoder_.to(device)
 
-        X_all = _as_tensor(X).to(device=device, dtype=torch.float32).contiguous()
+        X_all = _rows(X, device, torch.float32)
         self._prepare_training(X_all, fresh)
         X_train, X_val = X_all, None
         if self.early_stopping and not incremental:
@@ -527,7 +564,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
             def validation_score():
                 with torch.no_grad():
-                    return float(model.score_samples(X_val).mean())
+                    return float(_score_rows(model, X_val).mean())
 
         epochs_before = 0 if fresh else self.n_iter_
         start_state = None if fresh else copy.deepcopy(model.state_dict())
@@ -651,7 +688,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             if n_outputs == self.n_components
             else f"2 * n_components={n_outputs}: means, then log-variances"
         )
-        rows = torch.as_tensor(np.asarray(X[:2]), dtype=torch.float32, device=device)
+        first = X[:2].toarray() if _sparse.issparse(X) else np.asarray(X[:2])
+        rows = torch.as_tensor(first, dtype=torch.float32, device=device)
         _user_networks.check_user_encoder(body, rows, n_outputs, meaning)
         return self._wrap_encoder(body)
 
@@ -665,6 +703,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 f"{n_samples}."
             )
         order = torch.from_numpy(rng.permutation(n_samples)).to(X.device)
+        if isinstance(X, SparseRows):
+            return X.take(order[n_val:]), X.take(order[:n_val])
         return X.index_select(0, order[n_val:]), X.index_select(0, order[:n_val])
 
     def _warn_about_stop(self, stop_reason, incremental):
@@ -700,7 +740,13 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         check_is_fitted(self)
         X, array_shape = _images.flatten_image_arrays(self, X, self._fitted_architecture[4])
         _images.check_image_arrays(self, array_shape)
-        return validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return validate_data(
+            self,
+            X,
+            reset=False,
+            dtype=[np.float64, np.float32],
+            accept_sparse=self._accept_sparse(self._fitted_architecture[4]),
+        )
 
     def _compute_dtype(self, dtype):
         # MPS has no float64; elsewhere float64 input is computed in float64 so the
@@ -720,7 +766,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             model = with_dtype(self._engine_model(), dtype)
             result = apply_in_chunks(
                 lambda batch, model=model: method(model, batch),
-                _as_tensor(X).to(dtype),
+                _rows(X, self.device_, dtype) if _sparse.issparse(X) else _as_tensor(X).to(dtype),
                 self.device_,
                 chunk_rows_for(n_columns),
             )
@@ -747,7 +793,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to encode.
 
         Returns
@@ -803,7 +849,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to score.
 
         Returns
@@ -835,7 +881,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to score.
 
         y : None
@@ -945,6 +991,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = self.architecture != "conv"
         return tags
 
 

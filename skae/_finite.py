@@ -7,7 +7,6 @@ inference time. These helpers find such results so the estimator can recompute
 them in float64 or raise a clear error instead of returning NaN silently.
 """
 
-import numpy as np
 import torch
 
 from .engine.inference import apply_in_chunks, chunk_rows_for
@@ -57,7 +56,8 @@ def check_finite_output(result, method, X):
             "numerically broken, which happens when training diverged. Refit with a lower "
             "learning_rate_init or scaled data."
         )
-    largest = float(np.max(np.abs(X))) if X.size else 0.0
+    # max(-min, max) works on sparse X too, without densifying it.
+    largest = max(-float(X.min()), float(X.max())) if X.size else 0.0
     raise ValueError(
         f"{method} produced NaN or infinite values for {where}. Either the input lies far "
         "outside the range the model was trained on or overflows floating point (its "

@@ -64,8 +64,9 @@ BAD_DATA = {
     "1d": (X[:, 0], ValueError, "Expected 2D array, got 1D"),
     "scalar": (3.0, ValueError, "Expected 2D array, got scalar"),
     "none": (None, ValueError, "Expected 2D array, got scalar"),
-    "sparse_csr": (sp.csr_matrix(X), TypeError, "Sparse data was passed.*dense data is required"),
-    "sparse_coo": (sp.coo_matrix(X), TypeError, "Sparse data was passed"),
+    "sparse_nan": (sp.csr_matrix(_with_nan), ValueError, "Input X contains NaN"),
+    "sparse_inf": (sp.csc_matrix(_with_inf), ValueError, "Input X contains infinity"),
+    "sparse_empty_rows": (sp.csr_matrix((0, 4)), ValueError, "0 sample"),
     "frame_text_column": (_frame.assign(d=["x", "y"] * 12), ValueError, "could not convert string"),
     "frame_categorical": (
         _frame.assign(d=pd.Categorical(["u", "v"] * 12)), ValueError, "could not convert string"
@@ -130,6 +131,60 @@ def test_bce_needs_data_in_unit_interval(cls):
     model = tiny(cls, reconstruction_loss="bce").fit(X)
     assert_clear_error(lambda: model.score_samples(X * 2), ValueError, r"needs data in \[0, 1\]")
     assert np.isfinite(model.transform(X * 2)).all()  # encoding needs no likelihood
+
+
+# Sparse input used to be refused with a TypeError; it is now supported (issue 7).
+SPARSE_FORMATS = [sp.csr_matrix, sp.csc_matrix, sp.coo_matrix, sp.csr_array, sp.lil_matrix]
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("container", SPARSE_FORMATS, ids=lambda c: c.__name__)
+def test_sparse_input_works(cls, container):
+    sparse = container(np.where(X > 0.5, X, 0.0))
+    dense = sparse.toarray()
+
+    # The standardising statistics come from the stored entries, so the two fits
+    # agree to rounding rather than bit for bit.
+    def same(actual, desired):
+        np.testing.assert_allclose(actual, desired, rtol=1e-4, atol=1e-6)
+
+    model = tiny(cls, max_iter=2).fit(sparse)
+    reference = tiny(cls, max_iter=2).fit(dense)
+    same(model.transform(sparse), reference.transform(dense))
+    same(model.score_samples(sparse), reference.score_samples(dense))
+    same(model.score(sparse), reference.score(dense))
+    np.testing.assert_allclose(model.score_samples(sparse), model.score_samples(dense), rtol=1e-12)
+    same(tiny(cls, max_iter=2).fit_transform(sparse), reference.transform(dense))
+    model.partial_fit(sparse)
+    reference.partial_fit(dense)
+    same(model.transform(dense), reference.transform(dense))
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_sparse_input_range_checks(cls):
+    too_large = sp.csr_matrix(np.where(X > 0.5, X, 0.0) * 1e16)
+    assert_clear_error(
+        lambda: tiny(cls).fit(too_large), ValueError, r"as large as 9.88e\+15.*<= 1e\+15"
+    )
+    negative = sp.csr_matrix(np.where(X > 0.5, -X, 0.0))
+    assert_clear_error(
+        lambda: tiny(cls, reconstruction_loss="bce").fit(negative), ValueError,
+        r'"bce" needs data in \[0, 1\]',
+    )
+    model = tiny(cls, reconstruction_loss="bce").fit(sp.csr_matrix(X))
+    assert_clear_error(
+        lambda: model.score_samples(sp.csr_matrix(X * 2)), ValueError, r"needs data in \[0, 1\]"
+    )
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_sparse_input_refused_by_convolutions(cls):
+    conv = tiny(cls, architecture="conv", conv_channels=(2,), image_shape=(2, 2))
+    assert_clear_error(lambda: conv.fit(sp.csr_matrix(X)), TypeError, "Sparse data was passed")
+    conv.fit(X)
+    assert_clear_error(
+        lambda: conv.transform(sp.csr_matrix(X)), TypeError, "Sparse data was passed"
+    )
 
 
 # ------------------------------------------------------------ bad parameters
