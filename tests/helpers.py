@@ -1,4 +1,6 @@
-"""Small, fast estimator instances shared by the tests."""
+"""Small, fast estimator instances and measures shared by the tests."""
+
+import numpy as np
 
 from skae import AutoencoderTransformer, VAETransformer
 
@@ -10,3 +12,8 @@ def tiny(cls, **params):
     defaults = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0, device="cpu")
     defaults.update(params)
     return cls(**defaults)
+
+
+def reconstruction_mse(estimator, X):
+    """Mean squared error of ``inverse_transform(transform(X))`` against ``X``."""
+    return float(np.mean((estimator.inverse_transform(estimator.transform(X)) - X) ** 2))

@@ -152,19 +152,15 @@ def train(
     try:
         for _ in range(n_epochs):
             loss = _run_epoch(gradients, update, X, batch_size, generator)
-            if not math.isfinite(loss):
-                model.load_state_dict(last_good)
-                history.stop_reason = "diverged"
-                break
             score = None
-            if validation_score is not None:
+            if validation_score is not None and math.isfinite(loss):
                 model.eval()
                 score = validation_score()
                 model.train()
-                if not math.isfinite(score):
-                    model.load_state_dict(last_good)
-                    history.stop_reason = "diverged"
-                    break
+            if not math.isfinite(loss) or (score is not None and not math.isfinite(score)):
+                model.load_state_dict(last_good)
+                history.stop_reason = "diverged"
+                break
             last_good = _snapshot(model)
             history.losses.append(loss)
             if score is not None:
