@@ -211,10 +211,10 @@ _COMMON_ATTRIBUTES = """\
         Highest value in ``validation_scores_``, or None.
 
     n_features_in_ : int
-        Number of features seen during :term:`fit`.
+        Number of features seen during ``fit``.
 
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :term:`fit`. Defined only when `X`
+        Names of features seen during ``fit``. Defined only when `X`
         has feature names that are all strings.
 """
 
@@ -822,7 +822,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features_in_)
+        X_original : ndarray of shape (n_samples, n_features)
             Reconstructions in input space (probabilities in [0, 1] for
             ``reconstruction_loss="bce"``, never logits).
 
@@ -907,7 +907,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features_in_)
+        X : ndarray of shape (n_samples, n_features)
             Generated data in input space, float64.
 
         Raises
@@ -951,6 +951,10 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         TypeError
             If a parameter or fitted attribute cannot be stored safely, for
             instance a user-supplied torch module; use pickle for those.
+
+        See Also
+        --------
+        skae.load : Read the file back.
         """
         from .persistence import save
 

@@ -9,6 +9,16 @@ from ._base import _COMMON_ATTRIBUTES, _COMMON_PARAMETERS, _BaseAutoencoder
 from .engine.autoencoders import Autoencoder
 from .engine.inference import apply_in_chunks, chunk_rows_for
 
+_LATENT_SAMPLER_PARAMETER = """
+    latent_sampler : {"gaussian", "gmm"} or GaussianMixture, default="gaussian"
+        Density fitted to the training codes for :meth:`sample`.
+        ``"gaussian"``: one full-covariance Gaussian. ``"gmm"``: a
+        :class:`~sklearn.mixture.GaussianMixture` with ``min(10, n_samples)``
+        full-covariance components, which follows lopsided code spaces much
+        more closely. A ``GaussianMixture`` instance is cloned and fitted as
+        given (its ``random_state`` is set from ``random_state`` when None).
+"""
+
 
 class AutoencoderTransformer(_BaseAutoencoder):
     __doc__ = f"""Autoencoder as a scikit-learn transformer.
@@ -23,15 +33,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
 
     Parameters
     ----------
-{_COMMON_PARAMETERS.format(extra="")}
-    latent_sampler : {{"gaussian", "gmm"}} or GaussianMixture, default="gaussian"
-        Density fitted to the training codes for :meth:`sample`.
-        ``"gaussian"``: one full-covariance Gaussian. ``"gmm"``: a
-        :class:`~sklearn.mixture.GaussianMixture` with ``min(10, n_samples)``
-        full-covariance components, which follows lopsided code spaces much
-        more closely. A ``GaussianMixture`` instance is cloned and fitted as
-        given (its ``random_state`` is set from ``random_state`` when None).
-
+{_COMMON_PARAMETERS.format(extra=_LATENT_SAMPLER_PARAMETER)}
     Attributes
     ----------
 {_COMMON_ATTRIBUTES}

@@ -40,6 +40,15 @@ class TorchThreads(WorkerPlugin or object):
         ``threads_per_worker``, since the fits a worker runs at once share its
         torch thread pool.
 
+    Attributes
+    ----------
+    name : str
+        The plugin's name on the cluster; registering it again replaces it.
+
+    See Also
+    --------
+    torch.set_num_threads : What the plugin calls on each worker.
+
     Examples
     --------
     >>> from distributed import Client, LocalCluster  # doctest: +SKIP
@@ -59,5 +68,11 @@ class TorchThreads(WorkerPlugin or object):
         self.n_threads = int(n_threads)
 
     def setup(self, worker):
-        """Set the thread count in the worker's process (called by Dask)."""
+        """Set the thread count in the worker's process (called by Dask).
+
+        Parameters
+        ----------
+        worker : distributed.Worker
+            The worker the plugin is set up on.
+        """
         torch.set_num_threads(self.n_threads)

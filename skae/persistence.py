@@ -122,6 +122,23 @@ def save(estimator, path):
     TypeError
         If the estimator is not a skae estimator, or a parameter or fitted
         attribute holds something the safe format cannot store.
+
+    See Also
+    --------
+    load : Read the file back.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from sklearn.datasets import load_iris
+    >>> import skae
+    >>> X = load_iris().data
+    >>> ae = skae.AutoencoderTransformer(max_iter=5, random_state=0).fit(X)
+    >>> path = Path(tempfile.mkdtemp()) / "ae.skae"
+    >>> skae.save(ae, path)
+    >>> path.stat().st_size > 0
+    True
     """
     from safetensors.torch import save as safetensors_save
 
@@ -329,6 +346,27 @@ def load(path, *, device=None):
     ValueError
         If it is not a skae model file, is corrupted, comes from a newer file
         format, or holds anything but plain data and tensors.
+
+    See Also
+    --------
+    save : Write an estimator to a file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_iris
+    >>> import skae
+    >>> X = load_iris().data
+    >>> vae = skae.VAETransformer(max_iter=5, random_state=0).fit(X)
+    >>> path = Path(tempfile.mkdtemp()) / "vae.skae"
+    >>> vae.save(path)
+    >>> loaded = skae.load(path, device="cpu")
+    >>> loaded.get_params() == vae.get_params()
+    True
+    >>> np.array_equal(loaded.transform(X), vae.transform(X))
+    True
     """
     from ._base import _BaseAutoencoder
     from .engine.device import resolve_device

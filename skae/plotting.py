@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.utils import _safe_indexing
 from sklearn.utils._optional_dependencies import check_matplotlib_support
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 __all__ = [
     "LatentManifoldDisplay",
@@ -297,7 +297,9 @@ class ReconstructionDisplay:
         Parameters
         ----------
         estimator : fitted transformer with ``inverse_transform``
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features), or images
+            Rows to reconstruct; image arrays of shape ``(n_samples, H, W)`` or
+            ``(n_samples, C, H, W)`` too, for an estimator fitted on images.
         image_shape : tuple of int or None, default=None
             ``(H, W)`` or ``(C, H, W)``; defaults to the estimator's
             ``image_shape_`` if it has one, else the data is drawn as tabular.
@@ -314,10 +316,13 @@ class ReconstructionDisplay:
             raise ValueError(f"{_name(estimator)} has no inverse_transform to reconstruct with.")
         n_features = estimator.n_features_in_
         shape = _resolve_image_shape(image_shape, n_features, estimator)
-        n_rows = min(n_samples if shape is not None else 500, len(X))
+        n_rows = min(n_samples if shape is not None else 500, _num_samples(X))
         rows = _safe_indexing(X, np.arange(n_rows))
         reconstructions = estimator.inverse_transform(estimator.transform(rows))
-        display = cls(np.asarray(rows), reconstructions, image_shape=shape,
+        originals = rows.toarray() if hasattr(rows, "toarray") else np.asarray(rows)
+        # Image arrays (n, H, W) or (n, C, H, W) are drawn from flat rows, as the estimator returns them.
+        originals = originals.reshape(len(originals), -1)
+        display = cls(originals, reconstructions, image_shape=shape,
                       estimator_name=_name(estimator))
         return display.plot(ax=ax, cmap=cmap)
 
@@ -435,6 +440,19 @@ class LatentManifoldDisplay:
     See Also
     --------
     LatentSpaceDisplay : Where the data's codes lie on that plane.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_digits
+    >>> from skae import VAETransformer
+    >>> from skae.plotting import LatentManifoldDisplay
+    >>> X = load_digits().data / 16
+    >>> vae = VAETransformer(n_components=2, image_shape=(8, 8), max_iter=3, random_state=0).fit(X)
+    >>> display = LatentManifoldDisplay.from_estimator(vae, n_per_side=5)
+    >>> display.images.shape
+    (25, 64)
     """
 
     def __init__(self, images, grid_x, grid_y, image_shape, *, estimator_name=None):
@@ -558,6 +576,18 @@ class LossCurveDisplay:
     See Also
     --------
     sklearn.neural_network.MLPRegressor : Where ``loss_curve_`` comes from.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_iris
+    >>> from skae import AutoencoderTransformer
+    >>> from skae.plotting import LossCurveDisplay
+    >>> ae = AutoencoderTransformer(max_iter=4, random_state=0).fit(load_iris().data)
+    >>> display = LossCurveDisplay.from_estimator(ae)
+    >>> len(display.ax_.lines[0].get_xdata())
+    4
     """
 
     def __init__(self, loss_curve, validation_scores=None, *, estimator_name=None):

@@ -73,6 +73,20 @@ def test_reconstruction_display_images_and_tabular(fitted, digits):
         ReconstructionDisplay(X[:2], X[:2], image_shape=(4, 4, 4)).plot()
 
 
+def test_reconstruction_display_takes_image_arrays_and_sparse_rows(digits):
+    X, _ = digits
+    images = X.reshape(-1, 8, 8)
+    conv = tiny(AutoencoderTransformer, architecture="conv", conv_channels=(4,), max_iter=1).fit(images)
+    display = ReconstructionDisplay.from_estimator(conv, images, n_samples=4)
+    assert display.originals.shape == display.reconstructions.shape == (4, 64)
+    np.testing.assert_array_equal(display.originals, X[:4])
+
+    import scipy.sparse as sp
+
+    mlp = tiny(AutoencoderTransformer, max_iter=1).fit(X)
+    sparse = ReconstructionDisplay.from_estimator(mlp, sp.csr_matrix(X), image_shape=(8, 8), n_samples=3)
+    np.testing.assert_array_equal(sparse.originals, X[:3])
+
 def test_sample_display(fitted):
     display = SampleDisplay.from_estimator(fitted["vae"], 9, image_shape=(1, 8, 8), random_state=0)
     assert display.ax_.images[0].get_array().shape == (26, 26)
