@@ -14,9 +14,10 @@ and the images they generate.
 # %%
 # Data and models
 # ---------------
-# The digits are scaled to [0, 1], as binary cross-entropy needs. ``max_iter``
-# is kept small so the example runs quickly; the models have not fully
-# converged then, so the ``ConvergenceWarning`` this gives is silenced.
+# The digits are scaled to [0, 1], as binary cross-entropy needs. Training is
+# capped at 100 epochs (``max_iter=100``) so the example runs quickly; the
+# models have not fully converged then, so the ``ConvergenceWarning`` this
+# gives is silenced.
 import warnings
 
 import matplotlib.pyplot as plt
@@ -36,7 +37,7 @@ settings = dict(
     image_shape=(8, 8),
     n_components=2,
     reconstruction_loss="bce",
-    max_iter=50,
+    max_iter=100,
     random_state=0,
 )
 models = {
@@ -78,7 +79,7 @@ axes[1].set_aspect("equal")
 # Test images (top) and their reconstructions (bottom). Two numbers per image
 # are few: both models blur, and the VAE, whose codes are noisy by design,
 # usually a little more.
-fig, axes = plt.subplots(2, 1, figsize=(8, 4), layout="constrained")
+fig, axes = plt.subplots(2, 1, figsize=(8, 3.2), layout="constrained")
 for ax, (name, model) in zip(axes, models.items()):
     ReconstructionDisplay.from_estimator(model, X_test, n_samples=12, ax=ax)
     ax.set_title(f"{name}: test digits (top) and reconstructions (bottom)")
@@ -86,11 +87,11 @@ for ax, (name, model) in zip(axes, models.items()):
 # %%
 # Samples
 # -------
-# The VAE decodes draws from its N(0, I) prior, which is where its codes are,
-# so most samples look like digits. The autoencoder has no prior: ``sample``
-# decodes draws from a Gaussian fitted to its lopsided codes; some land in the
-# gaps between clusters, where the decoder was never trained, and come out as
-# blends of several digits.
+# The VAE decodes draws from its N(0, I) prior, which is where its codes are.
+# The autoencoder has no prior: ``sample`` decodes draws from a Gaussian fitted
+# to its lopsided codes, and some of them land in the gaps between clusters,
+# where the decoder was never trained, and can come out as blends of several
+# digits. With two numbers per image, samples of both models are blurry.
 fig, axes = plt.subplots(1, 2, figsize=(9, 4.5), layout="constrained")
 for ax, (name, model) in zip(axes, models.items()):
     SampleDisplay.from_estimator(model, n_samples=25, random_state=1, ax=ax)
