@@ -1,9 +1,15 @@
-"""Quickstart: PCA vs autoencoder vs VAE on the digits images.
-
-Run: python examples/quickstart.py
+"""
+=====================================================
+Quickstart: PCA vs autoencoder vs VAE on digits
+=====================================================
 
 Fits each reducer with 2 latent dimensions on 70% of scikit-learn's digits
-(scaled to [0, 1]) and prints the held-out reconstruction error.
+(scaled to [0, 1]) and prints the held-out reconstruction error. Run it from
+the repository root::
+
+    python examples/quickstart.py
+
+The gallery shows this script without running it.
 """
 
 import warnings
