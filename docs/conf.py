@@ -8,8 +8,12 @@ import sys
 from pathlib import Path
 
 import matplotlib
+import torch
 
 matplotlib.use("Agg")
+# The figures and examples train small networks: one torch thread is about as fast
+# as two there, and it does not stall when other jobs share the cores (two did, badly).
+torch.set_num_threads(1)
 
 # Document the skae of this checkout, even where another copy is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
