@@ -178,8 +178,10 @@ def main(argv=None):
     MiB = 2**20
 
     sparse_shape = (20_000, 2_000, 0.001) if args.quick else (200_000, 2_000, 0.001)
-    # glibc's per-thread malloc arenas keep freed batch-sized blocks: the peak
-    # of the same fit varies from run to run unless they are limited to one.
+    # Before apply_in_chunks stopped keeping a piece per chunk, glibc's heap grew
+    # by about an inference chunk per chunk and the peak varied from run to run
+    # (less with one malloc arena); the runs with MALLOC_ARENA_MAX=1 show that
+    # the figure no longer depends on it.
     for env in ({}, {"MALLOC_ARENA_MAX": "1"}) * args.repeats:
         sparse = measure_sparse(*sparse_shape, device=args.device, env=env)
         print(

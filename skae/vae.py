@@ -7,7 +7,7 @@ from sklearn.utils._param_validation import Interval
 
 from ._base import _COMMON_ATTRIBUTES, _COMMON_PARAMETERS, _BaseAutoencoder
 from .engine.autoencoders import VariationalAutoencoder
-from .engine.inference import apply_in_chunks, chunk_rows_for
+from .engine.inference import chunk_rows_for, sum_in_chunks
 from .engine.networks import GaussianEncoder
 
 # score_samples averages the ELBO over this many latent draws, the same draws for
@@ -188,13 +188,8 @@ class VAETransformer(_BaseAutoencoder):
         if model.reconstruction_loss == "bce":
             self.observation_variance_ = None
             return
-        total = apply_in_chunks(
-            lambda batch: model.squared_error_sum(batch).reshape(1),
-            X,
-            self.device_,
-            chunk_rows_for(X.shape[1] * _N_SCORE_DRAWS),
-        )
-        mean_squared_error = float(total.sum()) / (_N_SCORE_DRAWS * X.shape[0] * X.shape[1])
+        total = sum_in_chunks(model.squared_error_sum, X, self.device_, chunk_rows_for(X.shape[1] * _N_SCORE_DRAWS))
+        mean_squared_error = total / (_N_SCORE_DRAWS * X.shape[0] * X.shape[1])
         self.observation_variance_ = max(mean_squared_error, self._min_observation_variance)
 
     def _draw_latent(self, n_samples, rng):

@@ -1,12 +1,14 @@
 """The torch engine on its own: devices, losses, networks, the training loop."""
 
 import math
+import weakref
 
 import pytest
 import torch
 
 from skae.engine.autoencoders import Autoencoder, VariationalAutoencoder
 from skae.engine.device import resolve_device
+from skae.engine.inference import apply_in_chunks, sum_in_chunks
 from skae.engine.losses import bernoulli_nll, gaussian_kl, gaussian_nll, squared_error
 from skae.engine.networks import GaussianEncoder, build_mlp, initialize_parameters
 from skae.engine.trainer import make_optimizer, train
@@ -122,3 +124,43 @@ def test_vae_training_loss_uses_the_generator():
     b = vae.training_loss(x, torch.Generator().manual_seed(5))
     c = vae.training_loss(x, torch.Generator().manual_seed(6))
     assert a.item() == b.item() != c.item()
+
+
+def test_apply_in_chunks_gathers_rows_in_order():
+    X = torch.arange(23 * 3, dtype=torch.float32).reshape(23, 3)
+    cpu = torch.device("cpu")
+    whole, first = apply_in_chunks(lambda x: (x * 2, x[:, 0].long()), X, cpu, 5)
+    torch.testing.assert_close(whole, X * 2)
+    torch.testing.assert_close(first, X[:, 0].long())
+    single = apply_in_chunks(lambda x: x.sum(dim=1), X, cpu, 5)
+    torch.testing.assert_close(single, X.sum(dim=1))
+    # Ordinary tensors, usable in place and by autograd outside inference mode.
+    assert not single.is_inference()
+    single.add_(1.0)
+    torch.testing.assert_close(apply_in_chunks(lambda x: x + 1, X, cpu, 100), X + 1)
+    with pytest.raises(ValueError, match="at least one row"):
+        apply_in_chunks(lambda x: x, X[:0], cpu, 5)
+
+
+def test_apply_in_chunks_keeps_no_chunk_result_alive():
+    # A result kept per chunk is a small allocation that outlives the chunk's
+    # large temporaries, which lets glibc's heap grow by about a chunk per
+    # chunk (see apply_in_chunks): each result must be freed once copied.
+    results = []
+
+    def fn(x):
+        assert all(ref() is None for ref in results), "an earlier chunk's result is still alive"
+        out = x * 3
+        results.append(weakref.ref(out))
+        return out
+
+    X = torch.randn(40, 4)
+    torch.testing.assert_close(apply_in_chunks(fn, X, torch.device("cpu"), 7), X * 3)
+    assert len(results) == 6
+
+
+def test_sum_in_chunks_adds_per_chunk_values():
+    X = torch.arange(10, dtype=torch.float64).reshape(10, 1)
+    assert sum_in_chunks(lambda x: x.sum(), X, torch.device("cpu"), 3) == 45.0
+    with pytest.raises(ValueError, match="at least one row"):
+        sum_in_chunks(lambda x: x.sum(), X[:0], torch.device("cpu"), 3)

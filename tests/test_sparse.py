@@ -59,6 +59,25 @@ def test_statistics_match_the_dense_ones():
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("container", [sp.csr_matrix, sp.csc_matrix, sp.csr_array])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparse_fit_matches_the_dense_fit(cls, container, dtype):
+    # 120 rows in batches of 16: seven full batches and a last one of 8.
+    X = np.abs(np.tile(DENSE, (4, 1))).astype(dtype)
+    sparse = tiny(cls, batch_size=16, max_iter=3).fit(container(X))
+    dense = tiny(cls, batch_size=16, max_iter=3).fit(X)
+    np.testing.assert_allclose(sparse.loss_curve_, dense.loss_curve_, rtol=1e-5)
+    for method in ("transform", "score_samples"):
+        np.testing.assert_allclose(
+            getattr(sparse, method)(container(X)), getattr(dense, method)(X), rtol=1e-5, atol=1e-6
+        )
+        np.testing.assert_allclose(getattr(sparse, method)(container(X)), getattr(sparse, method)(X), rtol=1e-12)
+    sparse.partial_fit(container(X))
+    dense.partial_fit(X)
+    np.testing.assert_allclose(sparse.transform(X), dense.transform(X), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
 def test_early_stopping_on_sparse_data(cls):
     X = sp.csr_matrix(np.abs(DENSE))
     model = tiny(cls, early_stopping=True, max_iter=4).fit(X)
