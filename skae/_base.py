@@ -7,11 +7,15 @@ wraps them, and how to draw latent codes for :meth:`sample`.
 """
 
 import copy
+import math
+import operator
 import warnings
+import weakref
 from numbers import Integral, Real
 
 import numpy as np
 import torch
+from sklearn import get_config
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -44,6 +48,8 @@ from .engine.trainer import make_optimizer, train
 _MAX_TRAINING_MAGNITUDE = 1e15
 
 _AUTO_BATCH_SIZE = 200
+
+_FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
 # The parameters that shape the networks, in the order of _architecture().
 _ARCHITECTURE_PARAMETERS = (
@@ -243,14 +249,53 @@ def _location_and_scale(X, chunk_elements=1 << 22):
     return mean, spread if spread > 0 and np.isfinite(spread) else 1.0
 
 
-def _as_tensor(X):
-    """A CPU tensor sharing memory with ``X`` where its layout allows."""
+def _as_tensor(X, dtype=None):
+    """A CPU tensor sharing memory with ``X`` where its layout and ``dtype`` allow."""
     if _sparse.issparse(X):
         raise TypeError("sparse X must go through _rows, not _as_tensor")
-    with warnings.catch_warnings():
-        # Read-only inputs (memmaps) are shared as they are: skae never writes to them.
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(np.asarray(X))
+    X = np.asarray(X)
+    if X.strides and min(X.strides) < 0:
+        X = X.copy()  # torch cannot share a reversed view such as X[::-1]
+    if X.flags.writeable:
+        tensor = torch.from_numpy(X)
+    else:
+        with warnings.catch_warnings():
+            # Read-only inputs (memmaps) are shared as they are: skae never writes to them.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            tensor = torch.from_numpy(X)
+    return tensor if dtype is None or tensor.dtype == dtype else tensor.to(dtype)
+
+
+def _plain_valid_array(X, fitted):
+    """Whether ``validate_data(..., reset=False)`` would return ``X`` itself, unchanged and silent.
+
+    True only for the common case: an exact ``np.ndarray``, 2-D, float32 or float64,
+    with the fitted number of features, at least one row, all finite, and an
+    estimator fitted without feature names. Anything else (including every case
+    where validate_data would raise or warn) answers False and goes through the
+    full validate_data.
+    """
+    if (
+        type(X) is not np.ndarray
+        or X.ndim != 2
+        or X.dtype not in _FLOAT_DTYPES
+        or X.shape[0] < 1
+        or X.shape[1] != fitted.get("n_features_in_")
+        or "feature_names_in_" in fitted
+    ):
+        return False
+    config = get_config()
+    if config["array_api_dispatch"]:
+        return False
+    if config["assume_finite"]:
+        return True
+    # scikit-learn's own first pass: a finite sum means finite entries (a sum that
+    # overflows takes the full path, which finds them finite). torch sums several
+    # times faster than NumPy; it cannot wrap read-only or reversed arrays.
+    if X.flags.writeable and min(X.strides) >= 0:
+        return math.isfinite(torch.from_numpy(X).sum().item())
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(X.sum()))
 
 
 def _rows(X, device, dtype):
@@ -268,6 +313,11 @@ def _score_rows(model, X):
         # then each use their own maximum-likelihood decoder variance.
         return apply_in_chunks(model.score_samples, X, X.device, chunk_rows_for(X.shape[1]))
     return model.score_samples(X)
+
+
+# estimator -> (its attributes when its inference model was built, that model);
+# weak, so that the cache never keeps an estimator alive.
+_INFERENCE_MODELS = weakref.WeakKeyDictionary()
 
 
 class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -524,6 +574,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return self._fit(X, incremental=True)
 
     def _fit(self, X, incremental):
+        # Let go of the attributes this fit replaces as soon as it replaces them.
+        _INFERENCE_MODELS.pop(self, None)
         fitted = hasattr(self, "encoder_")
         fresh = not fitted or (not incremental and not self.warm_start)
         if not fresh and self._fitted_architecture != self._architecture():
@@ -736,8 +788,29 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         reconstruction_loss = self._fitted_architecture[3]
         return self._engine_model_for(self.encoder_, self.decoder_, reconstruction_loss)
 
+    def _inference_model(self):
+        """:meth:`_engine_model`, kept while no attribute of the estimator is reassigned.
+
+        Building the torch module takes tens of microseconds, a noticeable share of
+        a small :meth:`transform`. The kept model is checked against every
+        attribute by identity, so set_params, a fit, or any other assignment to
+        the estimator builds it again; the networks it wraps are the estimator's
+        own, so changes made to them in place are seen as they are.
+        """
+        state = self.__dict__
+        snapshot = [*state, *state.values()]
+        cached = _INFERENCE_MODELS.get(self)
+        if cached is not None and len(cached[0]) == len(snapshot) and all(map(operator.is_, cached[0], snapshot)):
+            return cached[1]
+        model = self._engine_model()
+        _INFERENCE_MODELS[self] = (snapshot, model)
+        return model
+
     def _validate_inference_data(self, X):
-        check_is_fitted(self)
+        if "encoder_" not in self.__dict__:
+            check_is_fitted(self)
+        if _plain_valid_array(X, self.__dict__):
+            return X
         X, array_shape = _images.flatten_image_arrays(self, X, self._fitted_architecture[4])
         _images.check_image_arrays(self, array_shape)
         return validate_data(
@@ -763,10 +836,10 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """
         dtype = self._compute_dtype(X.dtype)
         while True:
-            model = with_dtype(self._engine_model(), dtype)
+            model = with_dtype(self._inference_model(), dtype)
             result = apply_in_chunks(
                 lambda batch, model=model: method(model, batch),
-                _rows(X, self.device_, dtype) if _sparse.issparse(X) else _as_tensor(X).to(dtype),
+                _rows(X, self.device_, dtype) if _sparse.issparse(X) else _as_tensor(X, dtype),
                 self.device_,
                 chunk_rows_for(n_columns),
             )

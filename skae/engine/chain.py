@@ -174,7 +174,9 @@ def hooked(module):
         or module._backward_pre_hooks
     ):
         return True
+    # The parameter dict itself: parameters(recurse=False) costs microseconds per
+    # module, and inference checks every module on every call.
     return any(
-        p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None)
-        for p in module.parameters(recurse=False)
+        p is not None and (p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None))
+        for p in module._parameters.values()
     )

@@ -1,6 +1,8 @@
 """Inference in large chunks under ``torch.inference_mode``."""
 
 import copy
+import operator
+import weakref
 
 import torch
 
@@ -25,10 +27,25 @@ def with_dtype(model, dtype):
     The copy leaves the fitted model untouched, so concurrent callers never see
     a half-converted network.
     """
-    parameter = next(model.parameters(), None)
+    parameter = _first_parameter(model)
     if parameter is None or parameter.dtype == dtype:
         return model
     return copy.deepcopy(model).to(dtype)
+
+
+def _first_parameter(module):
+    """``next(module.parameters(), None)``, without the generators' cost on every call."""
+    pending, seen = [module], set()
+    while pending:
+        module = pending.pop()
+        if module is None or id(module) in seen:
+            continue
+        seen.add(id(module))
+        for parameter in module._parameters.values():
+            if parameter is not None:
+                return parameter
+        pending += reversed(module._modules.values())
+    return None
 
 
 def apply_in_chunks(fn, X, device, chunk_rows):
@@ -55,13 +72,16 @@ def apply_in_chunks(fn, X, device, chunk_rows):
     if n_rows == 0:
         raise ValueError("apply_in_chunks needs at least one row")
     joined = None
+    # A small tensor already on the device goes in whole: each skipped slice, copy
+    # or move is a dispatcher call, a measurable share of a millisecond transform.
+    whole = n_rows <= chunk_rows and isinstance(X, torch.Tensor) and X.device == device
     with torch.inference_mode():
         for start in range(0, n_rows, chunk_rows):
-            out = fn(X[start : start + chunk_rows].to(device, non_blocking=True))
+            out = fn(X if whole else X[start : start + chunk_rows].to(device, non_blocking=True))
             single = not isinstance(out, tuple)
             out = (out,) if single else out
             if n_rows <= chunk_rows:  # one chunk: nothing to gather
-                joined = tuple(part.cpu() for part in out)
+                joined = tuple(part if part.device.type == "cpu" else part.cpu() for part in out)
                 break
             if joined is None:
                 joined = _gathering_buffers(out, n_rows)
@@ -124,9 +144,70 @@ def lean_forward(network):
     ``Standardize`` followed by a ``Linear`` layer is folded into that layer's
     weights, and each activation overwrites the fresh output of the layer
     before it instead of allocating another. Returns None for other networks.
-    The weights are read now: build it again after they change. Gradients do
-    not flow through the result.
+
+    The chain of operations is built once per network and kept while the
+    network's structure stays the same (see :func:`_layout`); weights are read
+    on every call, so the result always reflects the current parameters, however
+    they were changed. Call the result with gradients disabled.
     """
+    layout = _layout(network)
+    if layout is None:
+        return None
+    cached = _LEAN_FORWARDS.get(network)
+    if cached is not None and len(cached[0]) == len(layout) and all(map(operator.is_, cached[0], layout)):
+        return cached[1]
+    run = _build_lean_forward(network)
+    _LEAN_FORWARDS[network] = (layout, run)
+    return run
+
+
+# network -> (its layout, its lean forward or None); weak, so that the cache never
+# keeps a network alive. The layout must never hold the network itself.
+_LEAN_FORWARDS = weakref.WeakKeyDictionary()
+
+
+def _layout(network):
+    """Everything :func:`_build_lean_forward` reads from ``network`` but the weights.
+
+    A list of objects to compare by identity with an earlier layout: each module
+    (but ``network`` itself), its type and the names and objects of its children,
+    parameters and buffers, plus the activations' settings. Any change to the
+    module tree, a parameter or buffer replaced by another object, or a new
+    activation setting gives a different layout. None when a module or parameter
+    carries hooks, which only the modules' own calls run.
+    """
+    # Runs on every inference call, so it reads the module dicts directly: the
+    # generators and name strings of Module.modules() would cost several times more.
+    layout = [type(network)]
+    pending, seen = [network], set()
+    while pending:
+        module = pending.pop()
+        if module is None or id(module) in seen:
+            continue
+        seen.add(id(module))
+        if module._forward_hooks or module._forward_pre_hooks or module._backward_hooks or module._backward_pre_hooks:
+            return None
+        if module is not network:
+            layout.append(module)
+        layout.append(type(module))
+        for members in (module._modules, module._parameters, module._buffers):
+            layout.append(len(members))
+            if members:
+                layout += members
+                layout += members.values()
+        for parameter in module._parameters.values():
+            if parameter is not None and (
+                parameter._backward_hooks or getattr(parameter, "_post_accumulate_grad_hooks", None)
+            ):
+                return None
+        settings = module.__dict__
+        layout.append(settings.get("alpha"))
+        layout.append(settings.get("approximate"))
+        pending += module._modules.values()
+    return layout
+
+
+def _build_lean_forward(network):
     chain = operations(network, split_allowed=True)
     if chain is None:
         return None
@@ -134,13 +215,12 @@ def lean_forward(network):
     if split:
         chain = chain[:-1]
     steps = []
-    with torch.no_grad():
-        for op in chain:
-            previous = steps[-1] if steps else None
-            if getattr(previous, "standardize", None) is not None and _has_bias(op):
-                steps[-1] = _folded_linear(op, *previous.standardize)
-            else:
-                steps.append(op)
+    for op in chain:
+        previous = steps[-1] if steps else None
+        if getattr(previous, "standardize", None) is not None and _has_bias(op):
+            steps[-1] = _FoldedLinear(op, *previous.standardize)
+        else:
+            steps.append(op)
 
     def run(x):
         owned = False  # whether the current tensor is ours to overwrite
@@ -160,19 +240,21 @@ def lean_forward(network):
 
 
 class _FoldedLinear:
-    """``((x - mean) / scale) @ weight.T + bias`` as a single ``addmm``."""
+    """``((x - mean) / scale) @ weight.T + bias`` as a single ``addmm``.
 
-    def __init__(self, weight_t, bias):
-        self.weight, self.bias = weight_t, bias
+    The folded weights are computed from the current parameters on every call
+    (two small operations), so no copy of them can go stale.
+    """
+
+    def __init__(self, linear, mean, scale):
+        self.weight = linear.weight
+        self.linear, self.mean, self.scale = linear, mean, scale
 
     def infer(self, x):
-        return torch.addmm(self.bias, x, self.weight)
+        weight = self.linear.weight / self.scale
+        bias = torch.addmv(self.linear.bias, weight, self.mean, alpha=-1)
+        return torch.addmm(bias, x, weight.t())
 
 
 def _has_bias(op):
     return getattr(op, "bias", None) is not None
-
-
-def _folded_linear(linear, mean, scale):
-    weight = linear.weight / scale
-    return _FoldedLinear(weight.t(), linear.bias - weight @ mean)
