@@ -74,10 +74,10 @@ def apply_in_chunks(fn, X, device, chunk_rows):
     joined = None
     # A small tensor already on the device goes in whole: each skipped slice, copy
     # or move is a dispatcher call, a measurable share of a millisecond transform.
-    whole = n_rows <= chunk_rows and isinstance(X, torch.Tensor) and X.device == device
+    in_one_piece = n_rows <= chunk_rows and isinstance(X, torch.Tensor) and X.device == device
     with torch.inference_mode():
         for start in range(0, n_rows, chunk_rows):
-            out = fn(X if whole else X[start : start + chunk_rows].to(device, non_blocking=True))
+            out = fn(X if in_one_piece else X[start : start + chunk_rows].to(device, non_blocking=True))
             single = not isinstance(out, tuple)
             out = (out,) if single else out
             if n_rows <= chunk_rows:  # one chunk: nothing to gather
