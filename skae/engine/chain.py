@@ -6,8 +6,9 @@ wrappers (nested in ``Sequential`` and, for the VAE, a ``GaussianEncoder``)
 into a list of operations, or None when any part has no hand-written form.
 Each operation has
 
-* ``forward(x) -> (y, saved)`` and ``backward(g, saved, need_input)``, which
-  writes its parameters' gradients into their ``.grad`` and returns the
+* ``forward(x, owned=False) -> (y, saved)``, which may overwrite ``x`` when
+  ``owned`` (no one else holds it), and ``backward(g, saved, need_input)``,
+  which writes its parameters' gradients into their ``.grad`` and returns the
   gradient with respect to its input (None unless ``need_input``);
 * ``infer(x)``, the output alone, for inference.
 """
@@ -33,7 +34,7 @@ class _Linear:
         self.weight, self.bias = layer.weight, layer.bias
         self.parameters = [p for p in (self.weight, self.bias) if p is not None]
 
-    def forward(self, x):
+    def forward(self, x, owned=False):
         if self.bias is None:
             return torch.mm(x, self.weight.t()), x
         return torch.addmm(self.bias, x, self.weight.t()), x
@@ -57,8 +58,8 @@ class _Elementwise:
         # (mean, scale) for Standardize, so inference can fold it into the next layer.
         self.standardize = standardize
 
-    def forward(self, x):
-        y = self._forward(x)
+    def forward(self, x, owned=False):
+        y = self.infer(x, owned)
         return y, x if self._saves_input else y
 
     def backward(self, g, saved, need_input):
@@ -143,9 +144,14 @@ def operations(module, split_allowed):
 def forward(chain, x):
     """Run the operations of ``chain`` on ``x``; return the output and what backward needs."""
     saved = []
+    # A layer's output is held by no one else (a layer saves its input, not its
+    # output), so the activation after it may overwrite it instead of allocating;
+    # the caller's batch and anything an operation saved are never overwritten.
+    owned = False
     for operation in chain:
-        x, kept = operation.forward(x)
+        x, kept = operation.forward(x, owned)
         saved.append(kept)
+        owned = isinstance(operation, _Linear)
     return x, saved
 
 
