@@ -254,8 +254,8 @@ def _as_tensor(X, dtype=None):
     if _sparse.issparse(X):
         raise TypeError("sparse X must go through _rows, not _as_tensor")
     X = np.asarray(X)
-    if X.strides and min(X.strides) < 0:
-        X = X.copy()  # torch cannot share a reversed view such as X[::-1]
+    if not _torch_can_share(X):
+        X = X.copy()
     if X.flags.writeable:
         tensor = torch.from_numpy(X)
     else:
@@ -264,6 +264,15 @@ def _as_tensor(X, dtype=None):
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             tensor = torch.from_numpy(X)
     return tensor if dtype is None or tensor.dtype == dtype else tensor.to(dtype)
+
+
+def _torch_can_share(X):
+    """Whether ``torch.from_numpy`` accepts ``X``'s layout.
+
+    It refuses negative strides (reversed views such as ``X[::-1]``) and strides
+    that are not a multiple of the item size (a field of a structured array).
+    """
+    return all(stride >= 0 and stride % X.itemsize == 0 for stride in X.strides)
 
 
 def _plain_valid_array(X, fitted):
@@ -291,10 +300,10 @@ def _plain_valid_array(X, fitted):
         return True
     # scikit-learn's own first pass: a finite sum means finite entries (a sum that
     # overflows takes the full path, which finds them finite). torch sums several
-    # times faster than NumPy; it cannot wrap read-only or reversed arrays.
-    if X.flags.writeable and min(X.strides) >= 0:
+    # times faster than NumPy; it cannot wrap read-only arrays or every layout.
+    if X.flags.writeable and _torch_can_share(X):
         return math.isfinite(torch.from_numpy(X).sum().item())
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # silent: the full path warns as it should
         return bool(np.isfinite(X.sum()))
 
 

@@ -134,10 +134,13 @@ def test_apply_in_chunks_gathers_rows_in_order():
     torch.testing.assert_close(first, X[:, 0].long())
     single = apply_in_chunks(lambda x: x.sum(dim=1), X, cpu, 5)
     torch.testing.assert_close(single, X.sum(dim=1))
-    # Ordinary tensors, usable in place and by autograd outside inference mode.
+    # Gathered results are ordinary tensors, usable in place and by autograd
+    # outside inference mode (a single chunk's result is returned as fn made it).
     assert not single.is_inference()
     single.add_(1.0)
     torch.testing.assert_close(apply_in_chunks(lambda x: x + 1, X, cpu, 100), X + 1)
+    with pytest.raises(ValueError, match="returned 1 rows for a chunk of 5"):
+        apply_in_chunks(lambda x: x.sum().reshape(1), X, cpu, 5)
     with pytest.raises(ValueError, match="at least one row"):
         apply_in_chunks(lambda x: x, X[:0], cpu, 5)
 

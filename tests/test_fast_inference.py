@@ -181,7 +181,7 @@ def test_fast_validation_follows_the_configuration(fitted, name, config):
 
 @pytest.mark.parametrize("name", ["AutoencoderTransformer", "VAETransformer"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_transform_output_dtype_and_sharing(fitted, name, dtype):
+def test_transform_output_dtype_and_layouts(fitted, name, dtype):
     estimator = fitted[name]
     X = np.random.RandomState(2).uniform(size=(7, N_FEATURES)).astype(dtype)
     Z = estimator.transform(X)
@@ -189,6 +189,11 @@ def test_transform_output_dtype_and_sharing(fitted, name, dtype):
     # Other layouts of the same rows (reversed views are copied for torch).
     np.testing.assert_allclose(estimator.transform(X[::-1]), Z[::-1], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(estimator.transform(np.asfortranarray(X)), Z, rtol=1e-5, atol=1e-6)
+    # A field of a structured array: strides that are not a multiple of the item size.
+    record = np.zeros(X.shape, dtype=[("x", dtype), ("flag", np.uint8)])
+    record["x"] = X
+    assert record["x"].strides[1] % record["x"].itemsize != 0
+    np.testing.assert_allclose(estimator.transform(record["x"]), Z, rtol=1e-5, atol=1e-6)
 
 
 def _expected_codes(estimator, X):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
@@ -81,11 +82,10 @@ def test_reconstruction_display_takes_image_arrays_and_sparse_rows(digits):
     assert display.originals.shape == display.reconstructions.shape == (4, 64)
     np.testing.assert_array_equal(display.originals, X[:4])
 
-    import scipy.sparse as sp
-
     mlp = tiny(AutoencoderTransformer, max_iter=1).fit(X)
     sparse = ReconstructionDisplay.from_estimator(mlp, sp.csr_matrix(X), image_shape=(8, 8), n_samples=3)
     np.testing.assert_array_equal(sparse.originals, X[:3])
+
 
 def test_sample_display(fitted):
     display = SampleDisplay.from_estimator(fitted["vae"], 9, image_shape=(1, 8, 8), random_state=0)

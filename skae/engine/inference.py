@@ -85,8 +85,11 @@ def apply_in_chunks(fn, X, device, chunk_rows):
                 break
             if joined is None:
                 joined = _gathering_buffers(out, n_rows)
+            rows = min(chunk_rows, n_rows - start)
             for whole, part in zip(joined, out):
-                whole[start : start + part.shape[0]].copy_(part)
+                if part.shape[0] != rows:  # the buffers would keep uninitialised rows
+                    raise ValueError(f"fn returned {part.shape[0]} rows for a chunk of {rows}")
+                whole[start : start + rows].copy_(part)
             del out, part  # before the next chunk (see _gathering_buffers)
     return joined[0] if single else joined
 
