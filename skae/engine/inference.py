@@ -1,6 +1,7 @@
 """Inference in large chunks under ``torch.inference_mode``."""
 
 import copy
+import itertools
 import operator
 import weakref
 
@@ -146,68 +147,98 @@ def lean_forward(network):
     For a plain MLP (see :func:`skae.engine.chain.operations`) a
     ``Standardize`` followed by a ``Linear`` layer is folded into that layer's
     weights, and each activation overwrites the fresh output of the layer
-    before it instead of allocating another. Returns None for other networks.
+    before it instead of allocating another. Returns None for other networks,
+    and while forward hooks are registered (only the modules' own calls run them).
 
     The chain of operations is built once per network and kept while the
-    network's structure stays the same (see :func:`_layout`); weights are read
-    on every call, so the result always reflects the current parameters, however
-    they were changed. Call the result with gradients disabled.
+    network's structure stays the same (see :class:`_Structure`); weights are
+    read on every call, so the result always reflects the current parameters,
+    however they were changed. Call the result with gradients disabled.
     """
-    layout = _layout(network)
-    if layout is None:
+    if _global_forward_hooks():
         return None
     cached = _LEAN_FORWARDS.get(network)
-    if cached is not None and len(cached[0]) == len(layout) and all(map(operator.is_, cached[0], layout)):
+    if cached is not None and cached[0].matches(network):
         return cached[1]
+    structure = _Structure(network)
+    if structure.hooked(network):
+        return None
     run = _build_lean_forward(network)
-    _LEAN_FORWARDS[network] = (layout, run)
+    _LEAN_FORWARDS[network] = (structure, run)
     return run
 
 
-# network -> (its layout, its lean forward or None); weak, so that the cache never
-# keeps a network alive. The layout must never hold the network itself.
+# network -> (its _Structure, its lean forward or None); weak, so that the cache
+# never keeps a network alive. The structure never holds the network itself.
 _LEAN_FORWARDS = weakref.WeakKeyDictionary()
 
+_MEMBERS = operator.attrgetter("_modules", "_parameters", "_buffers")
+_FORWARD_HOOKS = operator.attrgetter("_forward_hooks", "_forward_pre_hooks")
+_flatten = itertools.chain.from_iterable
 
-def _layout(network):
-    """Everything :func:`_build_lean_forward` reads from ``network`` but the weights.
 
-    A list of objects to compare by identity with an earlier layout: each module
-    (but ``network`` itself), its type and the names and objects of its children,
-    parameters and buffers, plus the activations' settings. Any change to the
-    module tree, a parameter or buffer replaced by another object, or a new
-    activation setting gives a different layout. None when a module or parameter
-    carries hooks, which only the modules' own calls run.
+def _global_forward_hooks():
+    hooks = torch.nn.modules.module
+    return bool(hooks._global_forward_hooks or hooks._global_forward_pre_hooks)
+
+
+class _Structure:
+    """Everything :func:`_build_lean_forward` reads from a network but the weights.
+
+    Records the modules below the network, their types, the names and objects
+    of every module's children, parameters and buffers, and the activations'
+    settings. :meth:`matches` compares them with the network as it is now: any
+    change to the module tree, a parameter or buffer replaced by another object,
+    a new activation setting or a new forward hook fails it. Changes to the
+    values of parameters and buffers, made in place, do not: the lean forward
+    reads them on every call.
+
+    :meth:`matches` runs on every inference call, so it is written as a few
+    passes of builtins over flat lists (no Python loop per module): in a
+    millisecond ``transform`` each interpreted line counts.
     """
-    # Runs on every inference call, so it reads the module dicts directly: the
-    # generators and name strings of Module.modules() would cost several times more.
-    layout = [type(network)]
-    pending, seen = [network], set()
-    while pending:
-        module = pending.pop()
-        if module is None or id(module) in seen:
-            continue
-        seen.add(id(module))
-        if module._forward_hooks or module._forward_pre_hooks or module._backward_hooks or module._backward_pre_hooks:
-            return None
-        if module is not network:
-            layout.append(module)
-        layout.append(type(module))
-        for members in (module._modules, module._parameters, module._buffers):
-            layout.append(len(members))
-            if members:
-                layout += members
-                layout += members.values()
-        for parameter in module._parameters.values():
-            if parameter is not None and (
-                parameter._backward_hooks or getattr(parameter, "_post_accumulate_grad_hooks", None)
-            ):
-                return None
-        settings = module.__dict__
-        layout.append(settings.get("alpha"))
-        layout.append(settings.get("approximate"))
-        pending += module._modules.values()
-    return layout
+
+    def __init__(self, network):
+        modules, pending, seen = [], [network], set()
+        while pending:
+            module = pending.pop()
+            if module is None or id(module) in seen:
+                continue
+            seen.add(id(module))
+            modules.append(module)
+            pending += reversed(module._modules.values())
+        # The network itself is passed to matches, never kept: the cache is weak on it.
+        self._below = modules[1:]
+        self._snapshot = self._take(modules)
+        # Keeps the recorded members alive, so that their ids cannot be reused.
+        self._members = list(_flatten(map(dict.values, _flatten(map(_MEMBERS, modules)))))
+
+    @staticmethod
+    def _take(modules):
+        member_dicts = list(_flatten(map(_MEMBERS, modules)))
+        settings = list(map(vars, modules))
+        return (
+            list(map(type, modules)),
+            list(map(len, member_dicts)),
+            list(_flatten(member_dicts)),
+            list(map(id, _flatten(map(dict.values, member_dicts)))),
+            # The activation settings the operations read: ELU's alpha, GELU's approximate.
+            list(map(dict.get, settings, itertools.repeat("alpha"))),
+            list(map(dict.get, settings, itertools.repeat("approximate"))),
+        )
+
+    def matches(self, network):
+        """Whether ``network`` still has the recorded structure and no forward hooks."""
+        modules = [network, *self._below]
+        return self._take(modules) == self._snapshot and not _hooked(modules)
+
+    def hooked(self, network):
+        """Whether the network or a module below it carries a forward hook."""
+        return _hooked([network, *self._below])
+
+
+def _hooked(modules):
+    return any(map(len, _flatten(map(_FORWARD_HOOKS, modules))))
 
 
 def _build_lean_forward(network):
@@ -224,22 +255,34 @@ def _build_lean_forward(network):
             steps[-1] = _FoldedLinear(op, *previous.standardize)
         else:
             steps.append(op)
+    return _LeanForward(steps, split)
 
-    def run(x):
+
+class _LeanForward:
+    """The inference pass over a chain of operations; see :func:`lean_forward`."""
+
+    def __init__(self, steps, split):
+        self._steps, self._split = steps, split
+        self._first_weight = next((step.weight for step in steps if hasattr(step, "weight")), None)
+
+    @property
+    def dtype(self):
+        """The dtype of the network's weights now (a conversion in place changes it), or None."""
+        return None if self._first_weight is None else self._first_weight.dtype
+
+    def __call__(self, x):
         owned = False  # whether the current tensor is ours to overwrite
-        for step in steps:
+        for step in self._steps:
             if hasattr(step, "weight"):  # a matrix product: always a fresh tensor
                 x, owned = step.infer(x), True
             else:
                 y = step.infer(x, owned)
                 owned = owned or y is not x
                 x = y
-        if split:
+        if self._split:
             mean, log_var = x.chunk(2, dim=-1)
             return mean, log_var.clamp(_LOG_VAR_MIN, _LOG_VAR_MAX)
         return x
-
-    return run
 
 
 class _FoldedLinear:
