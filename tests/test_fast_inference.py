@@ -196,6 +196,83 @@ def test_transform_output_dtype_and_layouts(fitted, name, dtype):
     np.testing.assert_allclose(estimator.transform(record["x"]), Z, rtol=1e-5, atol=1e-6)
 
 
+def _general_path_codes(estimator, X):
+    """``transform``'s result by validate_data and the chunked path, never the shortcut."""
+    with mock.patch.object(_base._BaseAutoencoder, "_transform_plain_array", return_value=None):
+        return estimator.transform(X)
+
+
+@pytest.mark.parametrize("name", ["AutoencoderTransformer", "VAETransformer"])
+def test_plain_float32_transform_takes_the_shortcut(fitted, name):
+    estimator = fitted[name]
+    X = np.random.RandomState(4).uniform(size=(9, N_FEATURES)).astype(np.float32)
+    expected = _general_path_codes(estimator, X)
+    with mock.patch.object(_base._BaseAutoencoder, "_apply", side_effect=AssertionError("general path")):
+        codes = estimator.transform(X)
+    assert codes.dtype == np.float32 and codes.flags.writeable
+    np.testing.assert_array_equal(codes, expected)
+
+
+def _needs_the_general_path():
+    """Inputs and estimator states the shortcut must leave to the general path."""
+
+    def float64_input(estimator, X):  # the networks are float32: computed in float64 there
+        return X.astype(np.float64)
+
+    def float64_encoder(estimator, X):  # converted in place: same parameters, new dtype
+        estimator.encoder_.double()
+        return X
+
+    def more_rows_than_a_chunk(estimator, X):
+        estimator._test_patch = mock.patch.object(_base, "chunk_rows_for", return_value=4)
+        estimator._test_patch.start()
+        return X
+
+    def codes_overflow_float32(estimator, X):  # finite in float64, which the general path retries
+        return np.full_like(X, 3e38)
+
+    return [float64_input, float64_encoder, more_rows_than_a_chunk, codes_overflow_float32]
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("case", _needs_the_general_path(), ids=lambda case: case.__name__)
+def test_shortcut_leaves_other_cases_to_the_general_path(cls, case):
+    X = np.random.RandomState(5).uniform(size=(10, N_FEATURES)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator = tiny(cls, n_components=2).fit(X)
+    X = case(estimator, X)
+    try:
+        expected = _general_path_codes(estimator, X)
+        with mock.patch.object(_base._BaseAutoencoder, "_apply", wraps=estimator._apply) as general:
+            codes = estimator.transform(X)
+    finally:
+        if hasattr(estimator, "_test_patch"):
+            estimator._test_patch.stop()
+    general.assert_called_once()
+    assert np.isfinite(codes).all()
+    np.testing.assert_array_equal(codes, expected)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_transform_runs_global_forward_hooks(cls):
+    X = np.random.RandomState(0).uniform(size=(20, N_FEATURES)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator = tiny(cls, n_components=2).fit(X)
+    before = estimator.transform(X)  # builds and keeps the lean forward pass
+    calls = []
+    handle = nn.modules.module.register_module_forward_hook(lambda module, args, out: calls.append(module))
+    try:
+        np.testing.assert_allclose(estimator.transform(X), before, rtol=1e-5, atol=1e-6)
+    finally:
+        handle.remove()
+    assert calls  # the modules ran their own forward, hooks and all
+    calls.clear()
+    estimator.transform(X)
+    assert not calls
+
+
 def _expected_codes(estimator, X):
     with torch.inference_mode():
         out = estimator.encoder_(torch.as_tensor(X, dtype=torch.float32))
