@@ -202,12 +202,15 @@ def compare_fit(work, device, repeats, with_skorch):
     }
 
 
-def compare_transform(work, device, repeats, calls=20):
+def compare_transform(work, device, rounds, round_seconds=0.01):
     """Median rows per second of ``transform`` and of the bare encoder on float32 input.
 
     "bare encoder" calls ``est.encoder_`` on a tensor already on ``device``;
     "bare, NumPy in/out" also moves the NumPy input there and the codes back
     to NumPy, as ``transform`` must (free on the CPU, a copy each way on a GPU).
+    Each of the ``rounds`` times every contender for about ``round_seconds``
+    (at least one call), so that a call of a millisecond and one of tens of
+    milliseconds are both timed over many short, interleaved rounds.
     """
     _, _, est = fit_skae(work, device)
     X = work.X
@@ -231,8 +234,12 @@ def compare_transform(work, device, repeats, calls=20):
         ("bare encoder", bare),
         ("bare, NumPy in/out", bare_numpy),
     ]
+    skae_transform()
+    start = time.perf_counter()
+    skae_transform()
+    calls = max(1, round(round_seconds / (time.perf_counter() - start)))
     timings = {name: [] for name, _ in contenders}
-    for repeat in range(repeats):
+    for repeat in range(rounds):
         shift = repeat % len(contenders)
         for name, fn in contenders[shift:] + contenders[:shift]:
             fn()
@@ -322,7 +329,9 @@ def main(argv=None):
     print("| data | transform | bare encoder | ratio | bare, NumPy in/out | ratio |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for work in workloads:
-        rates = compare_transform(work, args.device, repeats)
+        # Rounds are short (see compare_transform): ten times as many cost
+        # seconds and steady the medians on a shared machine.
+        rates = compare_transform(work, args.device, 10 * repeats)
         print(
             f"| {work.name.split(',')[0]} | {rates['transform']:,.0f} | "
             f"{rates['bare encoder']:,.0f} | "
