@@ -53,7 +53,7 @@ def test_hand_written_loop_trains_the_same_network_as_skae(bench, work):
 
 
 def test_transform_comparison_and_memory_check_run(bench, work):
-    rates = bench.compare_transform(work, "cpu", repeats=1, calls=1)
+    rates = bench.compare_transform(work, "cpu", rounds=1, round_seconds=0)
     assert set(rates) == {"transform", "bare encoder", "bare, NumPy in/out"}
     assert min(rates.values()) > 0
     memory = bench.measure_memory(500, 4, "cpu")
