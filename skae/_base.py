@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
 from . import _images, _sparse, _user_networks
-from ._finite import all_finite, check_finite_output, outputs_are_finite
+from ._finite import all_finite, check_finite_output
 from .engine.batches import SparseRows
 from .engine.conv import build_conv_decoder, build_conv_encoder
 from .engine.device import resolve_device
@@ -418,8 +418,15 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _prepare_training(self, X, fresh):
         """Record what training needs from the data before the first epoch."""
 
-    def _fit_latent_summary(self, model, X):
-        """Store what :meth:`sample` and :meth:`score_samples` need from the training data."""
+    # Rows the decoder runs per training row in the fit pass (see _fit_statistics).
+    _decoded_rows_per_row = 1
+
+    def _fit_latent_summary(self, statistics, n_features):
+        """Store what :meth:`sample` and :meth:`score_samples` need from the training data.
+
+        ``statistics`` is the engine model's ``fit_statistics`` of every training
+        row (a tuple of CPU tensors, rows first), ``n_features`` the data's width.
+        """
         raise NotImplementedError
 
     def _draw_latent(self, n_samples, rng):
@@ -642,12 +649,14 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             validation_score=validation_score,
             on_epoch_end=_ProgressPrinter(epochs_before) if self.verbose else None,
         )
-        if history.losses and not outputs_are_finite(model, X_train, device):
+        statistics, finite = self._fit_statistics(model, X_train, device)
+        if history.losses and not finite:
             # An epoch's mean loss was finite but its last steps broke the weights.
             history.stop_reason = "diverged"
             history.losses, history.validation_scores = [], []
             if start_state is not None:
                 model.load_state_dict(start_state)
+                statistics, _ = self._fit_statistics(model, X_train, device)
         previous_losses = [] if fresh else self.loss_curve_
         if history.stop_reason == "interrupted" and not (previous_losses or history.losses):
             raise KeyboardInterrupt("fit was interrupted before its first epoch completed")
@@ -680,9 +689,20 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         elif fresh:
             self.validation_scores_ = None
             self.best_validation_score_ = None
-        self._fit_latent_summary(model, X_train)
+        self._fit_latent_summary(statistics, X_train.shape[1])
         self._warn_about_stop(history.stop_reason, incremental)
         return self
+
+    def _fit_statistics(self, model, X, device):
+        """``(model.fit_statistics over every row of X, whether all of it is finite)``.
+
+        One pass serves both the check that training left every output finite
+        (a finite mean loss in the last epoch does not prove it for the final
+        weights) and the summary of the training data that the estimator keeps.
+        """
+        chunk_rows = chunk_rows_for(X.shape[1] * self._decoded_rows_per_row)
+        statistics = apply_in_chunks(model.fit_statistics, X, device, chunk_rows)
+        return statistics, all_finite(statistics)
 
     def _build_networks(self, n_features, hidden_layer_sizes, image_shape=None):
         """Return ``(encoder, decoder)`` for ``n_features`` inputs, as ``architecture`` says."""

@@ -11,9 +11,7 @@ import math
 
 import torch
 
-from .engine.inference import apply_in_chunks, chunk_rows_for
-
-__all__ = ["all_finite", "check_finite_output", "outputs_are_finite"]
+__all__ = ["all_finite", "check_finite_output"]
 
 
 def all_finite(result):
@@ -23,16 +21,6 @@ def all_finite(result):
     # one reduction is cheaper than isfinite's full-size mask. Only a sum that
     # overflowed, or real NaN or infinity, needs the entry-by-entry check.
     return all(math.isfinite(part.sum().item()) or bool(torch.isfinite(part).all()) for part in parts)
-
-
-def outputs_are_finite(model, X, device):
-    """Whether ``model.score_samples`` is finite on every row of ``X``.
-
-    The score runs the whole model (encoder, decoder and, for the VAE, the
-    posterior variance), so a finite score means every output is finite.
-    """
-    scores = apply_in_chunks(model.score_samples, X, device, chunk_rows_for(X.shape[1]))
-    return all_finite(scores)
 
 
 def check_finite_output(result, method, X):

@@ -7,7 +7,6 @@ from sklearn.utils._param_validation import StrOptions
 
 from ._base import _COMMON_ATTRIBUTES, _COMMON_PARAMETERS, _BaseAutoencoder
 from .engine.autoencoders import Autoencoder
-from .engine.inference import apply_in_chunks, chunk_rows_for
 
 _LATENT_SAMPLER_PARAMETER = """
     latent_sampler : {"gaussian", "gmm"} or GaussianMixture, default="gaussian"
@@ -137,9 +136,8 @@ class AutoencoderTransformer(_BaseAutoencoder):
         scale = self._data_scale**-2 if reconstruction_loss == "mse" else 1.0
         return Autoencoder(encoder, decoder, reconstruction_loss, gradient_scale=scale)
 
-    def _fit_latent_summary(self, model, X):
-        codes = apply_in_chunks(model.encode, X, self.device_, chunk_rows_for(X.shape[1]))
-        codes = codes.numpy().astype(np.float64)
+    def _fit_latent_summary(self, statistics, n_features):
+        codes = statistics[0].numpy().astype(np.float64)
         self.latent_mean_ = codes.mean(axis=0)
         self.latent_covariance_ = np.atleast_2d(np.cov(codes, rowvar=False, bias=True))
         if isinstance(self.latent_sampler, str) and self.latent_sampler == "gaussian":

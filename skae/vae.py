@@ -3,11 +3,11 @@
 from numbers import Real
 
 import numpy as np
+import torch
 from sklearn.utils._param_validation import Interval
 
 from ._base import _COMMON_ATTRIBUTES, _COMMON_PARAMETERS, _BaseAutoencoder
 from .engine.autoencoders import VariationalAutoencoder
-from .engine.inference import chunk_rows_for, sum_in_chunks
 from .engine.networks import GaussianEncoder
 
 # score_samples averages the ELBO over this many latent draws, the same draws for
@@ -151,6 +151,9 @@ class VAETransformer(_BaseAutoencoder):
             lambda model, batch: model.posterior(batch), X, X.shape[1], "posterior", X
         )
 
+    # The fit pass decodes _N_SCORE_DRAWS rows per training row.
+    _decoded_rows_per_row = _N_SCORE_DRAWS
+
     def _encoder_outputs(self):
         return 2 * self.n_components
 
@@ -184,12 +187,13 @@ class VAETransformer(_BaseAutoencoder):
             observation_variance=self.observation_variance_,
         )
 
-    def _fit_latent_summary(self, model, X):
-        if model.reconstruction_loss == "bce":
+    def _fit_latent_summary(self, statistics, n_features):
+        if self.reconstruction_loss == "bce":
             self.observation_variance_ = None
             return
-        total = sum_in_chunks(model.squared_error_sum, X, self.device_, chunk_rows_for(X.shape[1] * _N_SCORE_DRAWS))
-        mean_squared_error = total / (_N_SCORE_DRAWS * X.shape[0] * X.shape[1])
+        squared_errors = statistics[0]
+        total = float(squared_errors.sum(dtype=torch.float64))
+        mean_squared_error = total / (_N_SCORE_DRAWS * squared_errors.shape[0] * n_features)
         self.observation_variance_ = max(mean_squared_error, self._min_observation_variance)
 
     def _draw_latent(self, n_samples, rng):

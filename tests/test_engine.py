@@ -8,7 +8,7 @@ import torch
 
 from skae.engine.autoencoders import Autoencoder, VariationalAutoencoder
 from skae.engine.device import resolve_device
-from skae.engine.inference import apply_in_chunks, sum_in_chunks
+from skae.engine.inference import apply_in_chunks
 from skae.engine.losses import bernoulli_nll, gaussian_kl, gaussian_nll, squared_error
 from skae.engine.networks import GaussianEncoder, build_mlp, initialize_parameters
 from skae.engine.trainer import make_optimizer, train
@@ -160,10 +160,3 @@ def test_apply_in_chunks_keeps_no_chunk_result_alive():
     X = torch.randn(40, 4)
     torch.testing.assert_close(apply_in_chunks(fn, X, torch.device("cpu"), 7), X * 3)
     assert len(results) == 6
-
-
-def test_sum_in_chunks_adds_per_chunk_values():
-    X = torch.arange(10, dtype=torch.float64).reshape(10, 1)
-    assert sum_in_chunks(lambda x: x.sum(), X, torch.device("cpu"), 3) == 45.0
-    with pytest.raises(ValueError, match="at least one row"):
-        sum_in_chunks(lambda x: x.sum(), X[:0], torch.device("cpu"), 3)

@@ -71,6 +71,39 @@ def test_non_finite_epoch_keeps_last_finite_epoch_and_warns(cls, X_small, monkey
     assert _all_outputs_finite(est, X_small)
 
 
+def _break_the_decoder_after_training(monkeypatch):
+    """Make training end with finite epoch losses but a decoder that outputs infinity."""
+    import skae._base as base_module
+
+    real = base_module.train
+
+    def train_then_break(model, *args, **kwargs):
+        history = real(model, *args, **kwargs)
+        with torch.no_grad():
+            next(model.decoder.parameters()).fill_(math.inf)
+        return history
+
+    monkeypatch.setattr(base_module, "train", train_then_break)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_outputs_broken_after_a_finite_last_epoch_are_caught(cls, X_small, monkeypatch):
+    est = tiny(cls).fit(X_small)
+    before = est.transform(X_small), est.score_samples(X_small)
+    kept = ("latent_", "observation_variance_")
+    summary = {name: copy.deepcopy(value) for name, value in vars(est).items() if name.startswith(kept)}
+    _break_the_decoder_after_training(monkeypatch)
+    with pytest.warns(ConvergenceWarning, match="diverged"):
+        est.partial_fit(X_small)
+    # The weights before the call are restored, and the summary is of them again.
+    assert_array_equal(est.transform(X_small), before[0])
+    assert_array_equal(est.score_samples(X_small), before[1])
+    for name, value in summary.items():
+        assert_array_equal(getattr(est, name), value)
+    with pytest.raises(ValueError, match="diverged before any epoch gave usable weights"):
+        tiny(cls).fit(X_small)
+
+
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_huge_learning_rate_is_a_clear_error_not_a_nan_model(cls, X_small):
     est = tiny(cls, learning_rate_init=1e10, max_iter=20)

@@ -63,7 +63,7 @@ class Autoencoder(_EncoderDecoder):
         return _infer(self.encoder, x)
 
     def _per_row_loss(self, x):
-        raw = self.decoder(self.encoder(x))
+        raw = _infer(self.decoder, _infer(self.encoder, x))
         if self.reconstruction_loss == "bce":
             return bernoulli_nll(raw, x)
         return squared_error(raw, x)
@@ -75,6 +75,18 @@ class Autoencoder(_EncoderDecoder):
     def score_samples(self, x):
         """Negative reconstruction loss per row: higher is better."""
         return -self._per_row_loss(x)
+
+    def fit_statistics(self, x):
+        """Per row, what the fitted estimator keeps from its training data: ``(codes, loss)``.
+
+        One pass yields both the codes (for the latent summary) and the
+        reconstruction loss (for the check that every output is finite).
+        """
+        codes = _infer(self.encoder, x)
+        raw = _infer(self.decoder, codes)
+        if self.reconstruction_loss == "bce":
+            return codes, bernoulli_nll(raw, x)
+        return codes, squared_error(raw, x)
 
 
 class VariationalAutoencoder(_EncoderDecoder):
@@ -155,7 +167,7 @@ class VariationalAutoencoder(_EncoderDecoder):
         shared by every row, which makes the estimate deterministic and
         independent of how rows are batched.
         """
-        mean, log_var = self.encoder(x)
+        mean, log_var = _infer(self.encoder, x)
         noise = torch.randn(
             (self.n_score_draws, mean.shape[-1]),
             generator=torch.Generator().manual_seed(0),
@@ -163,7 +175,7 @@ class VariationalAutoencoder(_EncoderDecoder):
         ).to(device=mean.device, dtype=mean.dtype)
         z = mean.unsqueeze(0) + (0.5 * log_var).exp().unsqueeze(0) * noise.unsqueeze(1)
         n_draws, n_rows = z.shape[:2]
-        raw = self.decoder(z.reshape(n_draws * n_rows, -1))
+        raw = _infer(self.decoder, z.reshape(n_draws * n_rows, -1))
         return raw.reshape(n_draws, n_rows, -1), mean, log_var
 
     def score_samples(self, x):
@@ -179,7 +191,18 @@ class VariationalAutoencoder(_EncoderDecoder):
             nll = gaussian_nll(raw, target, variance)
         return -(nll.mean(dim=0) + gaussian_kl(mean, log_var))
 
-    def squared_error_sum(self, x):
-        """Total squared error over draws, rows and features (to calibrate the variance)."""
-        raw, _, _ = self._decode_draws(x)
-        return (raw - x.unsqueeze(0)).square().sum()
+    def fit_statistics(self, x):
+        """Per row, what the fitted estimator keeps from its training data: ``(fit, kl)``.
+
+        ``fit`` is the squared error summed over the ``n_score_draws`` fixed
+        draws and the features (``"mse"``: the decoder variance is calibrated
+        from it), or the Bernoulli NLL averaged over the draws (``"bce"``);
+        ``kl`` is the KL term. Both are finite exactly when every output the
+        scores read is.
+        """
+        raw, mean, log_var = self._decode_draws(x)
+        if self.reconstruction_loss == "bce":
+            fit = bernoulli_nll(raw, x.unsqueeze(0).expand_as(raw)).mean(dim=0)
+        else:
+            fit = (raw - x.unsqueeze(0)).square().sum(dim=(0, 2))
+        return fit, gaussian_kl(mean, log_var)
