@@ -189,6 +189,8 @@ def test_transform_output_dtype_and_layouts(fitted, name, dtype):
     # Other layouts of the same rows (reversed views are copied for torch).
     np.testing.assert_allclose(estimator.transform(X[::-1]), Z[::-1], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(estimator.transform(np.asfortranarray(X)), Z, rtol=1e-5, atol=1e-6)
+    # One reversed row: flagged C-contiguous by NumPy, yet with a negative stride torch refuses.
+    np.testing.assert_allclose(estimator.transform(X[:1][::-1]), Z[:1], rtol=1e-5, atol=1e-6)
     # A field of a structured array: strides that are not a multiple of the item size.
     record = np.zeros(X.shape, dtype=[("x", dtype), ("flag", np.uint8)])
     record["x"] = X
