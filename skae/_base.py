@@ -50,7 +50,6 @@ _MAX_TRAINING_MAGNITUDE = 1e15
 _AUTO_BATCH_SIZE = 200
 
 _FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
-_TORCH_DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
 
 # The parameters that shape the networks, in the order of _architecture().
 _ARCHITECTURE_PARAMETERS = (
@@ -922,8 +921,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """:meth:`transform` of the commonest input by the shortest path, or None.
 
         That input is a float array that needs no validation (see
-        :func:`_plain_valid_array`), in the dtype of the encoder's weights, small
-        enough for one chunk, on the CPU, encoded by a plain MLP. On inputs of a
+        :func:`_plain_valid_array`), small enough for one chunk, on the CPU,
+        encoded by a plain MLP (whose lean pass computes in X's dtype, as the
+        general path does on the CPU). On inputs of a
         few thousand rows every Python step of the general path is a measurable
         share of the call, so this one calls the encoder's lean forward pass
         directly. None whenever anything differs or the codes are not all
@@ -935,11 +935,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if device is None or device.type != "cpu" or not _plain_valid_array(X, state):
             return None
         encode = lean_forward(self.encoder_)
-        if (
-            encode is None
-            or encode.dtype != _TORCH_DTYPES[X.dtype]
-            or X.shape[0] > chunk_rows_for(X.shape[1])
-        ):
+        if encode is None or X.shape[0] > chunk_rows_for(X.shape[1]):
             return None
         with torch.inference_mode():
             codes = encode(_as_tensor(X))

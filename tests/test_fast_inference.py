@@ -7,6 +7,7 @@ result, an error or a warning, and that every change to a fitted network or
 estimator is seen.
 """
 
+import copy
 import gc
 import warnings
 import weakref
@@ -204,26 +205,62 @@ def _general_path_codes(estimator, X):
         return estimator.transform(X)
 
 
-@pytest.mark.parametrize("name", ["AutoencoderTransformer", "VAETransformer"])
-def test_plain_float32_transform_takes_the_shortcut(fitted, name):
-    estimator = fitted[name]
-    X = np.random.RandomState(4).uniform(size=(9, N_FEATURES)).astype(np.float32)
+def _converted_copy_codes(estimator, X):
+    """The codes by the module's own forward on a copy of the encoder converted to X's dtype."""
+    dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+    encoder = copy.deepcopy(estimator.encoder_).to(dtype)
+    with torch.inference_mode():
+        out = encoder(torch.from_numpy(X))
+    return (out[0] if isinstance(out, tuple) else out).numpy()
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("encoder_dtype", [torch.float32, torch.float64])
+def test_plain_float_transform_takes_the_shortcut(cls, dtype, encoder_dtype):
+    X = np.random.RandomState(4).uniform(size=(12, N_FEATURES)).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator = tiny(cls, n_components=2).fit(X)
+    estimator.encoder_.to(encoder_dtype)  # in place: the same parameters, a new dtype
     expected = _general_path_codes(estimator, X)
     with mock.patch.object(_base._BaseAutoencoder, "_apply", side_effect=AssertionError("general path")):
         codes = estimator.transform(X)
-    assert codes.dtype == np.float32 and codes.flags.writeable
+    assert codes.dtype == dtype and codes.flags.writeable
     np.testing.assert_array_equal(codes, expected)
+    # Computed in X's dtype, as a converted copy of the encoder computes it.
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(codes, _converted_copy_codes(estimator, X), rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_float64_inference_needs_no_converted_copy_of_the_model(cls):
+    X = np.random.RandomState(6).uniform(size=(15, N_FEATURES))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator = tiny(cls, n_components=2).fit(X)
+    model = estimator._engine_model()
+    copied = copy.deepcopy(model).to(torch.float64)
+    with torch.inference_mode():
+        tensor = torch.from_numpy(X)
+        expected = {
+            "transform": copied.encode(tensor).numpy(),
+            "score_samples": copied.score_samples(tensor).numpy(),
+        }
+        expected["inverse_transform"] = copied.decode(torch.from_numpy(expected["transform"])).numpy()
+    with mock.patch("skae.engine.inference.copy.deepcopy", side_effect=AssertionError("converted copy")):
+        got = {
+            "transform": estimator.transform(X),
+            "score_samples": estimator.score_samples(X),
+        }
+        got["inverse_transform"] = estimator.inverse_transform(got["transform"])
+    for method, values in got.items():
+        assert values.dtype == np.float64, method
+        np.testing.assert_allclose(values, expected[method], rtol=1e-10, atol=1e-12, err_msg=method)
 
 
 def _needs_the_general_path():
     """Inputs and estimator states the shortcut must leave to the general path."""
-
-    def float64_input(estimator, X):  # the networks are float32: computed in float64 there
-        return X.astype(np.float64)
-
-    def float64_encoder(estimator, X):  # converted in place: same parameters, new dtype
-        estimator.encoder_.double()
-        return X
 
     def more_rows_than_a_chunk(estimator, X):
         estimator._test_patch = mock.patch.object(_base, "chunk_rows_for", return_value=4)
@@ -233,7 +270,7 @@ def _needs_the_general_path():
     def codes_overflow_float32(estimator, X):  # finite in float64, which the general path retries
         return np.full_like(X, 3e38)
 
-    return [float64_input, float64_encoder, more_rows_than_a_chunk, codes_overflow_float32]
+    return [more_rows_than_a_chunk, codes_overflow_float32]
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)

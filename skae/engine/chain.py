@@ -10,7 +10,8 @@ Each operation has
   ``owned`` (no one else holds it), and ``backward(g, saved, need_input)``,
   which writes its parameters' gradients into their ``.grad`` and returns the
   gradient with respect to its input (None unless ``need_input``);
-* ``infer(x)``, the output alone, for inference.
+* ``infer(x)``, the output alone, for inference, in the dtype of ``x``
+  whatever the parameters' (the elementwise operations promote).
 """
 
 import torch
@@ -46,7 +47,13 @@ class _Linear:
         return torch.mm(g, self.weight) if need_input else None
 
     def infer(self, x):
-        return self.forward(x)[0]
+        """The output, in ``x``'s dtype (float32 weights are converted for float64 input)."""
+        if self.weight.dtype == x.dtype:
+            return self.forward(x)[0]
+        weight = self.weight.to(x.dtype)
+        if self.bias is None:
+            return torch.mm(x, weight.t())
+        return torch.addmm(self.bias.to(x.dtype), x, weight.t())
 
 
 class _Elementwise:
