@@ -33,7 +33,7 @@ from ._finite import all_finite, check_finite_output
 from .engine.batches import SparseRows
 from .engine.conv import build_conv_decoder, build_conv_encoder
 from .engine.device import resolve_device
-from .engine.inference import apply_in_chunks, chunk_rows_for, lean_forward, with_dtype
+from .engine.inference import apply_in_chunks, chunk_rows_for, lean_forward
 from .engine.networks import (
     ACTIVATIONS,
     Standardize,
@@ -648,14 +648,16 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             validation_score=validation_score,
             on_epoch_end=_ProgressPrinter(epochs_before) if self.verbose else None,
         )
-        statistics, finite = self._fit_statistics(model, X_train, device)
-        if history.losses and not finite:
-            # An epoch's mean loss was finite but its last steps broke the weights.
-            history.stop_reason = "diverged"
-            history.losses, history.validation_scores = [], []
-            if start_state is not None:
-                model.load_state_dict(start_state)
-                statistics, _ = self._fit_statistics(model, X_train, device)
+        statistics = None  # computed once the fit is known to keep weights
+        if history.losses:
+            statistics, finite = self._fit_statistics(model, X_train, device)
+            if not finite:
+                # An epoch's mean loss was finite but its last steps broke the weights.
+                history.stop_reason = "diverged"
+                history.losses, history.validation_scores = [], []
+                statistics = None
+                if start_state is not None:
+                    model.load_state_dict(start_state)
         previous_losses = [] if fresh else self.loss_curve_
         if history.stop_reason == "interrupted" and not (previous_losses or history.losses):
             raise KeyboardInterrupt("fit was interrupted before its first epoch completed")
@@ -688,6 +690,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         elif fresh:
             self.validation_scores_ = None
             self.best_validation_score_ = None
+        if statistics is None:
+            statistics, _ = self._fit_statistics(model, X_train, device)
         self._fit_latent_summary(statistics, X_train.shape[1])
         self._warn_about_stop(history.stop_reason, incremental)
         return self
@@ -865,7 +869,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """
         dtype = self._compute_dtype(X.dtype)
         while True:
-            model = with_dtype(self._inference_model(), dtype)
+            model = self._inference_model().for_dtype(dtype)
             result = apply_in_chunks(
                 lambda batch, model=model: method(model, batch),
                 _rows(X, self.device_, dtype) if _sparse.issparse(X) else _as_tensor(X, dtype),
@@ -941,7 +945,10 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             codes = encode(_as_tensor(X))
         if isinstance(codes, tuple):  # the VAE's (mean, log_var): its code is the mean
             codes = codes[0]
-        return codes.numpy() if math.isfinite(codes.sum().item()) else None
+        if not math.isfinite(codes.sum().item()):
+            return None
+        # Float64 weights (a network converted in place) promote float32 input.
+        return codes.numpy().astype(X.dtype, copy=False)
 
     def inverse_transform(self, X):
         """Decode latent codes back to input space.

@@ -233,6 +233,23 @@ def test_plain_float_transform_takes_the_shortcut(cls, dtype, encoder_dtype):
     np.testing.assert_allclose(codes, _converted_copy_codes(estimator, X), rtol=tolerance, atol=tolerance)
 
 
+def test_shortcut_returns_the_input_dtype_when_float64_buffers_promote():
+    from skae import AutoencoderTransformer
+    from skae.engine.networks import Standardize
+
+    X = np.random.RandomState(0).uniform(size=(30, N_FEATURES)).astype(np.float32)
+    # A bias-free layer is not folded with the Standardize before it, whose
+    # float64 buffers (after .double()) then promote the float32 input.
+    encoder = nn.Sequential(Standardize(np.zeros(N_FEATURES), 1.0), nn.Linear(N_FEATURES, 2, bias=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator = tiny(AutoencoderTransformer, n_components=2, encoder=encoder).fit(X)
+    estimator.encoder_.double()
+    codes = estimator.transform(X)
+    assert codes.dtype == np.float32
+    np.testing.assert_array_equal(codes, _general_path_codes(estimator, X))
+
+
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_float64_inference_needs_no_converted_copy_of_the_model(cls):
     X = np.random.RandomState(6).uniform(size=(15, N_FEATURES))
@@ -268,7 +285,11 @@ def _needs_the_general_path():
         return X
 
     def codes_overflow_float32(estimator, X):  # finite in float64, which the general path retries
-        return np.full_like(X, 3e38)
+        layers = [m for m in estimator.encoder_.modules() if isinstance(m, nn.Linear)]
+        with torch.no_grad():
+            layers[0].weight.fill_(3e38)
+            layers[-1].weight.fill_(1e-38)
+        return X
 
     return [more_rows_than_a_chunk, codes_overflow_float32]
 
@@ -291,6 +312,19 @@ def test_shortcut_leaves_other_cases_to_the_general_path(cls, case):
     general.assert_called_once()
     assert np.isfinite(codes).all()
     np.testing.assert_array_equal(codes, expected)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_shortcut_tries_then_leaves_codes_that_overflow_float32(cls):
+    X = np.random.RandomState(5).uniform(size=(10, N_FEATURES)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator = tiny(cls, n_components=2).fit(X)
+    X = _needs_the_general_path()[-1](estimator, X)
+    with mock.patch.object(_base, "lean_forward", wraps=_base.lean_forward) as shortcut:
+        codes = estimator.transform(X)
+    shortcut.assert_called_once()  # the input passed the shortcut's checks; its codes did not
+    assert codes.dtype == np.float32 and np.isfinite(codes).all()
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
@@ -459,3 +493,103 @@ def test_lean_forward_is_kept_per_network_and_rebuilt_on_change():
         assert second is not first
         x = torch.randn(5, 3)
         torch.testing.assert_close(second(x), network(x))
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_float64_inference_survives_a_hook_registered_between_checks(cls, monkeypatch):
+    """Another thread may register a forward hook after the model was kept in float32."""
+    X = np.random.RandomState(7).uniform(size=(12, N_FEATURES))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator = tiny(cls, n_components=2).fit(X)
+    expected = estimator.score_samples(X), estimator.transform(X)
+    real = _base.apply_in_chunks
+
+    def register_then_apply(*args, **kwargs):
+        handle = nn.modules.module.register_module_forward_hook(lambda module, args, out: None)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            handle.remove()
+
+    monkeypatch.setattr(_base, "apply_in_chunks", register_then_apply)
+    np.testing.assert_allclose(estimator.score_samples(X), expected[0], rtol=1e-10, atol=1e-12)
+    with mock.patch.object(_base._BaseAutoencoder, "_transform_plain_array", return_value=None):
+        np.testing.assert_allclose(estimator.transform(X), expected[1], rtol=1e-10, atol=1e-12)
+
+
+def test_structure_check_compares_settings_by_identity():
+    class Custom(nn.Module):  # an attribute named like an activation setting, of any type
+        def __init__(self):
+            super().__init__()
+            self.alpha = torch.tensor([1.0, 2.0])
+
+        def forward(self, x):
+            return x
+
+    network = nn.Sequential(nn.Linear(3, 2), Custom())
+    assert lean_forward(network) is None
+    network[1].alpha = torch.tensor([1.0, 3.0])  # compared with == this would raise
+    assert lean_forward(network) is None
+    elu = nn.Sequential(nn.Linear(3, 2), nn.ELU(alpha=0.5))
+    assert lean_forward(elu) is not None  # kept with alpha=0.5
+    elu[1].alpha = 2.0
+    x = torch.randn(4, 3) - 3
+    with torch.inference_mode():
+        torch.testing.assert_close(lean_forward(elu)(x), elu(x))
+
+
+def test_lean_pass_returns_once_backward_hooks_are_removed():
+    network = nn.Sequential(nn.Linear(3, 2), nn.ReLU())
+    handle = network.register_full_backward_hook(lambda *args: None)
+    assert lean_forward(network) is None
+    handle.remove()
+    assert lean_forward(network) is not None
+    parameter_hook = network[0].weight.register_hook(lambda grad: grad)
+    assert lean_forward(network) is not None  # parameter hooks do not act at inference
+    parameter_hook.remove()
+
+
+def test_lean_pass_skips_modules_with_their_own_forward():
+    network = nn.Sequential(nn.Linear(3, 2), nn.ReLU())
+    assert lean_forward(network) is not None
+    network[1].forward = lambda x: x * 100
+    assert lean_forward(network) is None
+    x = torch.randn(4, 3)
+    from skae.engine.autoencoders import _infer
+
+    with torch.inference_mode():
+        torch.testing.assert_close(_infer(network, x), network(x))
+
+
+def test_containers_that_are_not_dicts_get_the_module_path():
+    import collections.abc
+
+    class Mapping(collections.abc.MutableMapping):
+        def __init__(self, items):
+            self.data = dict(items)
+
+        def __getitem__(self, key):
+            return self.data[key]
+
+        def __setitem__(self, key, value):
+            self.data[key] = value
+
+        def __delitem__(self, key):
+            del self.data[key]
+
+        def __iter__(self):
+            return iter(self.data)
+
+        def __len__(self):
+            return len(self.data)
+
+    from skae.engine.autoencoders import _infer
+
+    network = nn.Sequential(nn.Linear(3, 2), nn.ReLU())
+    assert lean_forward(network) is not None
+    network._modules = Mapping(network._modules)  # replaced after the pass was kept
+    x = torch.randn(4, 3)
+    with torch.inference_mode():
+        assert lean_forward(network) is None
+        torch.testing.assert_close(_infer(network, x.double()), network.double()(x.double()))

@@ -105,6 +105,21 @@ def test_outputs_broken_after_a_finite_last_epoch_are_caught(cls, X_small, monke
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
+def test_a_fit_that_keeps_no_weights_raises_without_a_pass_over_the_data(cls, X_small, monkeypatch):
+    import skae._base as base_module
+
+    passes = []
+    real = base_module._BaseAutoencoder._fit_statistics
+    monkeypatch.setattr(
+        base_module._BaseAutoencoder, "_fit_statistics", lambda *args: passes.append(1) or real(*args)
+    )
+    _epoch_patch(monkeypatch, lambda n, run: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        tiny(cls).fit(X_small)
+    assert passes == []
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
 def test_huge_learning_rate_is_a_clear_error_not_a_nan_model(cls, X_small):
     est = tiny(cls, learning_rate_init=1e10, max_iter=20)
     with pytest.raises(ValueError, match=r"diverged.*learning_rate_init \(now 1e\+10\)"):

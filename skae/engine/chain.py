@@ -10,8 +10,9 @@ Each operation has
   ``owned`` (no one else holds it), and ``backward(g, saved, need_input)``,
   which writes its parameters' gradients into their ``.grad`` and returns the
   gradient with respect to its input (None unless ``need_input``);
-* ``infer(x)``, the output alone, for inference, in the dtype of ``x``
-  whatever the parameters' (the elementwise operations promote).
+* ``infer(x)``, the output alone, for inference; matrix products run in the
+  dtype of ``x`` whatever the parameters' (elementwise operations follow
+  torch's type promotion).
 """
 
 import torch
@@ -188,7 +189,7 @@ def hooked(module):
     ):
         return True
     # The parameter dict itself: parameters(recurse=False) costs microseconds per
-    # module, and inference checks every module on every call.
+    # module, and this runs for every module whenever a chain is built.
     return any(
         p is not None and (p._backward_hooks or getattr(p, "_post_accumulate_grad_hooks", None))
         for p in module._parameters.values()

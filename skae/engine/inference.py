@@ -7,10 +7,10 @@ import weakref
 
 import torch
 
-from .chain import SPLIT, operations
+from .chain import SPLIT, hooked, operations
 from .networks import _LOG_VAR_MAX, _LOG_VAR_MIN
 
-__all__ = ["apply_in_chunks", "chunk_rows_for", "lean_forward", "with_dtype"]
+__all__ = ["apply_in_chunks", "chunk_rows_for", "lean_forward", "parameters_dtype", "with_dtype"]
 
 # About 4 MB of float32 input per chunk: large enough that per-call overhead
 # vanishes, small enough that activations of wide networks stay bounded. With
@@ -26,22 +26,23 @@ def chunk_rows_for(n_features):
 
 
 def with_dtype(model, dtype):
-    """``model`` itself if it can run inference in ``dtype`` as it is, else a converted copy.
+    """``model`` itself if its parameters already have ``dtype``, else a converted copy.
 
-    It can when its parameters already have ``dtype``, or when each of its child
-    networks has a lean forward pass (see :func:`lean_forward`), which computes
-    in its input's dtype: skae's engine models run their networks through those
-    passes at inference. Converting a copy of the whole model takes about a
-    millisecond for a small MLP, more than the inference it serves. The copy
-    leaves the fitted model untouched, so concurrent callers never see a
-    half-converted network.
+    The copy leaves the fitted model untouched, so concurrent callers never see
+    a half-converted network. It takes about a millisecond for a small MLP,
+    which is why skae's engine models skip it when their networks have lean
+    forward passes (see ``for_dtype`` in :mod:`skae.engine.autoencoders`).
     """
-    parameter = _first_parameter(model)
-    if parameter is None or parameter.dtype == dtype:
-        return model
-    if all(lean_forward(network) is not None for network in model._modules.values()):
+    dtype_now = parameters_dtype(model)
+    if dtype_now is None or dtype_now == dtype:
         return model
     return copy.deepcopy(model).to(dtype)
+
+
+def parameters_dtype(module):
+    """The dtype of ``module``'s first parameter, or None if it has none."""
+    parameter = _first_parameter(module)
+    return None if parameter is None else parameter.dtype
 
 
 def _first_parameter(module):
@@ -55,7 +56,7 @@ def _first_parameter(module):
         for parameter in module._parameters.values():
             if parameter is not None:
                 return parameter
-        pending += reversed(module._modules.values())
+        pending += reversed(list(module._modules.values()))
     return None
 
 
@@ -109,10 +110,10 @@ def _gathering_buffers(first_out, n_rows):
     # The results are written into buffers allocated once, before the next
     # chunk, rather than kept per chunk and concatenated at the end: each kept
     # piece is a small allocation that outlives its chunk, and glibc malloc
-    # places such pieces in the holes the chunk's freed blocks of ~16 MB leave,
-    # so the next chunk's blocks no longer fit there and the heap grows by about
-    # a block per chunk (measured: up to 1.6 GiB over the 96 chunks of a
-    # 200,000 x 2,000 input, in one thread as in two).
+    # places such pieces in the holes the chunk's freed blocks leave, so the
+    # next chunk's blocks no longer fit there and the heap grows by about a
+    # block per chunk (measured with 16 MB chunks: up to 1.6 GiB over the 96
+    # chunks of a 200,000 x 2,000 input, in one thread as in two).
     with torch.inference_mode(False):  # ordinary tensors, as torch.cat returned
         return tuple(torch.empty((n_rows, *part.shape[1:]), dtype=part.dtype, device="cpu") for part in first_out)
 
@@ -123,10 +124,12 @@ def lean_forward(network):
     For a plain MLP (see :func:`skae.engine.chain.operations`) a
     ``Standardize`` followed by a ``Linear`` layer is folded into that layer's
     weights, and each activation overwrites the fresh output of the layer
-    before it instead of allocating another. It computes in the dtype of its
-    input whatever the dtype of the weights, as a converted copy of the network
-    would (float64 input: float64 throughout). Returns None for other networks,
-    and while forward hooks are registered (only the modules' own calls run them).
+    before it instead of allocating another. Its matrix products run in the
+    dtype of its input whatever the dtype of the weights, as on a converted
+    copy of the network (float64 input: float64 throughout; a float64 buffer
+    still promotes float32 input, as torch does). Returns None for other networks,
+    and while forward hooks are registered or a module has its own ``forward``
+    (only the modules' own calls run them).
 
     The chain of operations is built once per network and kept while the
     network's structure stays the same (see :class:`_Structure`); weights are
@@ -139,9 +142,13 @@ def lean_forward(network):
     if cached is not None and cached[0].matches(network):
         return cached[1]
     structure = _Structure(network)
-    if structure.hooked(network):
+    if not structure.plain or structure.hooked(network):
         return None
     run = _build_lean_forward(network)
+    if run is None and structure.any_hooks:
+        # Refused for hooks that matches() does not track (backward or
+        # parameter hooks): not kept, so that removing them brings the pass back.
+        return None
     _LEAN_FORWARDS[network] = (structure, run)
     return run
 
@@ -150,8 +157,11 @@ def lean_forward(network):
 # never keeps a network alive. The structure never holds the network itself.
 _LEAN_FORWARDS = weakref.WeakKeyDictionary()
 
-_MEMBERS = operator.attrgetter("_modules", "_parameters", "_buffers")
-_FORWARD_HOOKS = operator.attrgetter("_forward_hooks", "_forward_pre_hooks")
+# Read from each module's __dict__: cheaper than attribute look-ups on a Module.
+_MEMBERS = operator.itemgetter("_modules", "_parameters", "_buffers")
+_FORWARD_HOOKS = operator.itemgetter("_forward_hooks", "_forward_pre_hooks")
+# The activation settings the chain of operations reads: ELU's alpha, GELU's approximate.
+_SETTINGS = ("alpha", "approximate")
 _flatten = itertools.chain.from_iterable
 
 
@@ -167,9 +177,11 @@ class _Structure:
     of every module's children, parameters and buffers, and the activations'
     settings. :meth:`matches` compares them with the network as it is now: any
     change to the module tree, a parameter or buffer replaced by another object,
-    a new activation setting or a new forward hook fails it. Changes to the
+    a new activation setting, a new forward hook or a ``forward`` set on an
+    instance fails it. Changes to the
     values of parameters and buffers, made in place, do not: the lean forward
-    reads them on every call.
+    reads them on every call. Backward and parameter hooks do not act at
+    inference and are not compared (a network refused for them is not kept).
 
     :meth:`matches` runs on every inference call, so it is written as a few
     passes of builtins over flat lists (no Python loop per module): in a
@@ -184,39 +196,62 @@ class _Structure:
                 continue
             seen.add(id(module))
             modules.append(module)
-            pending += reversed(module._modules.values())
+            pending += reversed(list(module._modules.values()))
         # The network itself is passed to matches, never kept: the cache is weak on it.
         self._below = modules[1:]
-        self._snapshot = self._take(modules)
+        states = list(map(vars, modules))
+        # matches() reads the containers with dict's own methods: a module whose
+        # children, parameters or buffers live in another mapping gets no lean pass.
+        self.plain = all(isinstance(members, dict) for members in _flatten(map(_MEMBERS, states)))
+        self.any_hooks = any(map(hooked, modules))
+        if not self.plain:
+            return
+        self._snapshot = self._take(modules, states)
         # Keeps the recorded members alive, so that their ids cannot be reused.
-        self._members = list(_flatten(map(dict.values, _flatten(map(_MEMBERS, modules)))))
+        self._members = list(_flatten(map(dict.values, _flatten(map(_MEMBERS, states)))))
+        # Only the activations that have settings are checked for them (a type
+        # change is caught by the parent's children): none in a ReLU network.
+        # By identity, as for members: a setting can be any object.
+        self._settings = [(state, name, state[name]) for state in states for name in _SETTINGS if name in state]
 
     @staticmethod
-    def _take(modules):
-        member_dicts = list(_flatten(map(_MEMBERS, modules)))
-        settings = list(map(vars, modules))
+    def _take(modules, states):
+        """What is compared: the modules' types and their children, parameters and buffers."""
+        member_dicts = list(_flatten(map(_MEMBERS, states)))
         return (
             list(map(type, modules)),
             list(map(len, member_dicts)),
             list(_flatten(member_dicts)),
             list(map(id, _flatten(map(dict.values, member_dicts)))),
-            # The activation settings the operations read: ELU's alpha, GELU's approximate.
-            list(map(dict.get, settings, itertools.repeat("alpha"))),
-            list(map(dict.get, settings, itertools.repeat("approximate"))),
         )
 
     def matches(self, network):
         """Whether ``network`` still has the recorded structure and no forward hooks."""
         modules = [network, *self._below]
-        return self._take(modules) == self._snapshot and not _hooked(modules)
+        states = list(map(vars, modules))
+        try:
+            same = self._take(modules, states) == self._snapshot
+        except TypeError:  # a container replaced by a mapping that is not a dict
+            return False
+        return (
+            same
+            and all(state.get(name) is value for state, name, value in self._settings)
+            and not _hooked(states)
+        )
 
     def hooked(self, network):
-        """Whether the network or a module below it carries a forward hook."""
-        return _hooked([network, *self._below])
+        """Whether the network or a module below it has a forward hook or its own ``forward``."""
+        return _hooked(list(map(vars, [network, *self._below])))
 
 
-def _hooked(modules):
-    return any(map(len, _flatten(map(_FORWARD_HOOKS, modules))))
+def _hooked(states):
+    """Whether a module (given by its ``__dict__``) has forward hooks or its own ``forward``.
+
+    Either acts only through the module's own call, which the lean pass skips.
+    """
+    return any(map(len, _flatten(map(_FORWARD_HOOKS, states)))) or any(
+        map(dict.__contains__, states, itertools.repeat("forward"))
+    )
 
 
 def _build_lean_forward(network):
