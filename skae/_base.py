@@ -272,7 +272,8 @@ def _torch_can_share(X):
     It refuses negative strides (reversed views such as ``X[::-1]``) and strides
     that are not a multiple of the item size (a field of a structured array).
     """
-    return all(stride >= 0 and stride % X.itemsize == 0 for stride in X.strides)
+    strides = X.strides  # builtins rather than a generator: this runs on every transform
+    return min(strides, default=0) >= 0 and not any(map(X.itemsize.__rmod__, strides))
 
 
 def _plain_valid_array(X, fitted):

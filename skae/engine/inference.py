@@ -304,10 +304,12 @@ class _FoldedLinear:
         self.linear, self.mean, self.scale = linear, mean, scale
 
     def infer(self, x):
-        dtype = x.dtype  # computed in x's dtype, as the unfolded operations would be
-        weight = self.linear.weight.to(dtype) / self.scale.to(dtype)
-        bias = torch.addmv(self.linear.bias.to(dtype), weight, self.mean.to(dtype), alpha=-1)
-        return torch.addmm(bias, x, weight.t())
+        weight, bias, mean, scale = self.linear.weight, self.linear.bias, self.mean, self.scale
+        dtype = x.dtype  # computed in x's dtype, as on a converted copy of the network
+        if not dtype == weight.dtype == bias.dtype == mean.dtype == scale.dtype:
+            weight, bias, mean, scale = (t.to(dtype) for t in (weight, bias, mean, scale))
+        weight = weight / scale
+        return torch.addmm(torch.addmv(bias, weight, mean, alpha=-1), x, weight.t())
 
 
 def _has_bias(op):
