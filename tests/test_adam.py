@@ -60,3 +60,16 @@ def test_other_optimisers_keep_their_own_step():
     model, parameters, optimizer = _setup()
     parameters[0].grad = None
     assert step_function(optimizer, parameters) == optimizer.step
+
+
+def test_step_counters_stay_one_per_parameter():
+    model, parameters, optimizer = _setup()
+    _train(model, parameters, step_function(optimizer, parameters), n_steps=3)
+    optimizer.step()  # the generic path after lean steps bumps each counter once
+    assert [float(optimizer.state[p]["step"]) for p in parameters] == [4.0] * len(parameters)
+    # A new lean step function over the same state (as partial_fit makes) continues from there.
+    _train(model, parameters, step_function(optimizer, parameters), n_steps=2)
+    assert [float(optimizer.state[p]["step"]) for p in parameters] == [6.0] * len(parameters)
+    restored = torch.optim.Adam(parameters, lr=1e-2, fused=True)
+    restored.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    assert [float(restored.state[p]["step"]) for p in parameters] == [6.0] * len(parameters)

@@ -5,7 +5,7 @@ profiler records, grouping tensors by device, reading the state) as in its one
 fused kernel when the network is small. When the gradient buffers stay the
 same tensors from step to step (as with the hand-written backward pass), all of
 that can be done once: :func:`step_function` returns a function that bumps the
-step counters and calls the fused kernel on lists gathered up front, updating
+step counters (one operation for all) and calls the fused kernel on lists gathered up front, updating
 the optimiser's own state tensors in place, so ``optimizer.state_dict()`` stays
 exact. Anything unusual falls back to ``optimizer.step``.
 """
@@ -78,7 +78,14 @@ def _plain_fused_adam(optimizer, parameters):
 
 def _kernel_call(optimizer, parameters, group):
     states = [optimizer.state[p] for p in parameters]
-    steps = [state["step"] for state in states]
+    # The step counters become views of one tensor, so that one add_ bumps them
+    # all: foreach_add_ on the CPU is a loop of one dispatch per parameter
+    # (about 20 us a step for 12 parameters). Each state still holds its own
+    # 0-d counter, as Optimizer.step and state_dict expect.
+    counters = torch.stack([state["step"] for state in states])
+    steps = list(counters.unbind())
+    for state, step in zip(states, steps):
+        state["step"] = step
     exp_avgs = [state["exp_avg"] for state in states]
     exp_avg_sqs = [state["exp_avg_sq"] for state in states]
     grads = [p.grad for p in parameters]
@@ -97,7 +104,7 @@ def _kernel_call(optimizer, parameters, group):
 
     @torch.no_grad()
     def run():
-        torch._foreach_add_(steps, 1)
+        counters.add_(1)
         torch._fused_adam_(parameters, grads, exp_avgs, exp_avg_sqs, [], steps, **options)
 
     return run
