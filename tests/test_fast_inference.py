@@ -39,6 +39,13 @@ def fitted():
         return {cls.__name__: tiny(cls, n_components=2).fit(X) for cls in ESTIMATORS}
 
 
+def _fitted(cls, X, **params):
+    """``tiny(cls, **params).fit(X)``, without the warnings a few epochs raise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return tiny(cls, **params).fit(X)
+
+
 def _outcome(fn):
     """What ``fn()`` gives: its result or its error, and the warnings it raises."""
     with warnings.catch_warnings(record=True) as caught:
@@ -219,9 +226,7 @@ def _converted_copy_codes(estimator, X):
 @pytest.mark.parametrize("encoder_dtype", [torch.float32, torch.float64])
 def test_plain_float_transform_takes_the_shortcut(cls, dtype, encoder_dtype):
     X = np.random.RandomState(4).uniform(size=(12, N_FEATURES)).astype(dtype)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        estimator = tiny(cls, n_components=2).fit(X)
+    estimator = _fitted(cls, X, n_components=2)
     estimator.encoder_.to(encoder_dtype)  # in place: the same parameters, a new dtype
     expected = _general_path_codes(estimator, X)
     with mock.patch.object(_base._BaseAutoencoder, "_apply", side_effect=AssertionError("general path")):
@@ -241,9 +246,7 @@ def test_shortcut_returns_the_input_dtype_when_float64_buffers_promote():
     # A bias-free layer is not folded with the Standardize before it, whose
     # float64 buffers (after .double()) then promote the float32 input.
     encoder = nn.Sequential(Standardize(np.zeros(N_FEATURES), 1.0), nn.Linear(N_FEATURES, 2, bias=False))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        estimator = tiny(AutoencoderTransformer, n_components=2, encoder=encoder).fit(X)
+    estimator = _fitted(AutoencoderTransformer, X, n_components=2, encoder=encoder)
     estimator.encoder_.double()
     codes = estimator.transform(X)
     assert codes.dtype == np.float32
@@ -253,9 +256,7 @@ def test_shortcut_returns_the_input_dtype_when_float64_buffers_promote():
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_float64_inference_needs_no_converted_copy_of_the_model(cls):
     X = np.random.RandomState(6).uniform(size=(15, N_FEATURES))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        estimator = tiny(cls, n_components=2).fit(X)
+    estimator = _fitted(cls, X, n_components=2)
     model = estimator._engine_model()
     copied = copy.deepcopy(model).to(torch.float64)
     with torch.inference_mode():
@@ -298,9 +299,7 @@ def _needs_the_general_path():
 @pytest.mark.parametrize("case", _needs_the_general_path(), ids=lambda case: case.__name__)
 def test_shortcut_leaves_other_cases_to_the_general_path(cls, case):
     X = np.random.RandomState(5).uniform(size=(10, N_FEATURES)).astype(np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        estimator = tiny(cls, n_components=2).fit(X)
+    estimator = _fitted(cls, X, n_components=2)
     X = case(estimator, X)
     try:
         expected = _general_path_codes(estimator, X)
@@ -317,9 +316,7 @@ def test_shortcut_leaves_other_cases_to_the_general_path(cls, case):
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_shortcut_tries_then_leaves_codes_that_overflow_float32(cls):
     X = np.random.RandomState(5).uniform(size=(10, N_FEATURES)).astype(np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        estimator = tiny(cls, n_components=2).fit(X)
+    estimator = _fitted(cls, X, n_components=2)
     X = _needs_the_general_path()[-1](estimator, X)
     with mock.patch.object(_base, "lean_forward", wraps=_base.lean_forward) as shortcut:
         codes = estimator.transform(X)
@@ -330,9 +327,7 @@ def test_shortcut_tries_then_leaves_codes_that_overflow_float32(cls):
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_transform_runs_global_forward_hooks(cls):
     X = np.random.RandomState(0).uniform(size=(20, N_FEATURES)).astype(np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        estimator = tiny(cls, n_components=2).fit(X)
+    estimator = _fitted(cls, X, n_components=2)
     before = estimator.transform(X)  # builds and keeps the lean forward pass
     calls = []
     handle = nn.modules.module.register_module_forward_hook(lambda module, args, out: calls.append(module))
@@ -424,9 +419,7 @@ def _edits():
 @pytest.mark.parametrize("edit", _edits(), ids=lambda edit: edit.__name__)
 def test_transform_sees_every_change_to_the_encoder(cls, edit):
     X = np.random.RandomState(0).uniform(size=(30, N_FEATURES)).astype(np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        estimator = tiny(cls, n_components=2, hidden_layer_sizes=(8, 6)).fit(X)
+    estimator = _fitted(cls, X, n_components=2, hidden_layer_sizes=(8, 6))
     before = estimator.transform(X)  # builds and keeps the lean forward pass
     edit(estimator.encoder_)
     after = estimator.transform(X)
@@ -437,9 +430,7 @@ def test_transform_sees_every_change_to_the_encoder(cls, edit):
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_transform_runs_hooks_added_after_a_call(cls):
     X = np.random.RandomState(0).uniform(size=(20, N_FEATURES)).astype(np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        estimator = tiny(cls, n_components=2).fit(X)
+    estimator = _fitted(cls, X, n_components=2)
     before = estimator.transform(X)
     linear = next(m for m in estimator.encoder_.modules() if isinstance(m, nn.Linear))
     handle = linear.register_forward_hook(lambda module, args, out: out * 2)
@@ -472,9 +463,7 @@ def test_inference_sees_new_attributes_and_refits(cls):
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_inference_caches_keep_nothing_alive(cls):
     X = np.random.RandomState(0).uniform(size=(20, N_FEATURES))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        estimator = tiny(cls, n_components=2).fit(X)
+    estimator = _fitted(cls, X, n_components=2)
     estimator.transform(X)
     estimator.inverse_transform(estimator.transform(X))
     references = [weakref.ref(estimator), weakref.ref(estimator.encoder_), weakref.ref(estimator.decoder_)]
@@ -499,9 +488,7 @@ def test_lean_forward_is_kept_per_network_and_rebuilt_on_change():
 def test_float64_inference_survives_a_hook_registered_between_checks(cls, monkeypatch):
     """Another thread may register a forward hook after the model was kept in float32."""
     X = np.random.RandomState(7).uniform(size=(12, N_FEATURES))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        estimator = tiny(cls, n_components=2).fit(X)
+    estimator = _fitted(cls, X, n_components=2)
     expected = estimator.score_samples(X), estimator.transform(X)
     real = _base.apply_in_chunks
 
