@@ -928,12 +928,11 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         That input is a float array that needs no validation (see
         :func:`_plain_valid_array`), small enough for one chunk, on the CPU,
         encoded by a plain MLP (whose lean pass computes in X's dtype, as the
-        general path does on the CPU). On inputs of a
-        few thousand rows every Python step of the general path is a measurable
-        share of the call, so this one calls the encoder's lean forward pass
-        directly. None whenever anything differs or the codes are not all
-        finite: the general path then does the work, retries in float64 and
-        names the rows it cannot encode.
+        general path does on the CPU). On inputs of a few thousand rows every
+        Python step of the general path is a measurable share of the call, so
+        this one calls the encoder's lean forward pass directly. None whenever
+        anything differs or the codes are not all finite: the general path then
+        does the work, retries in float64 and names the rows it cannot encode.
         """
         state = self.__dict__
         device = state.get("device_")

@@ -5,9 +5,10 @@ profiler records, grouping tensors by device, reading the state) as in its one
 fused kernel when the network is small. When the gradient buffers stay the
 same tensors from step to step (as with the hand-written backward pass), all of
 that can be done once: :func:`step_function` returns a function that bumps the
-step counters (one operation for all) and calls the fused kernel on lists gathered up front, updating
-the optimiser's own state tensors in place, so ``optimizer.state_dict()`` stays
-exact. Anything unusual falls back to ``optimizer.step``.
+step counters (one operation for all) and calls the fused kernel on lists
+gathered up front, updating the optimiser's own state tensors in place, so
+``optimizer.state_dict()`` stays exact. Anything unusual falls back to
+``optimizer.step``.
 """
 
 import torch

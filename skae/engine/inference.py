@@ -127,9 +127,9 @@ def lean_forward(network):
     before it instead of allocating another. Its matrix products run in the
     dtype of its input whatever the dtype of the weights, as on a converted
     copy of the network (float64 input: float64 throughout; a float64 buffer
-    still promotes float32 input, as torch does). Returns None for other networks,
-    and while forward hooks are registered or a module has its own ``forward``
-    (only the modules' own calls run them).
+    still promotes float32 input, as torch does). Returns None for other
+    networks, and while forward hooks are registered or a module has its own
+    ``forward`` (only the modules' own calls run them).
 
     The chain of operations is built once per network and kept while the
     network's structure stays the same (see :class:`_Structure`); weights are
@@ -176,12 +176,12 @@ class _Structure:
     Records the modules below the network, their types, the names and objects
     of every module's children, parameters and buffers, and the activations'
     settings. :meth:`matches` compares them with the network as it is now: any
-    change to the module tree, a parameter or buffer replaced by another object,
-    a new activation setting, a new forward hook or a ``forward`` set on an
-    instance fails it. Changes to the
-    values of parameters and buffers, made in place, do not: the lean forward
-    reads them on every call. Backward and parameter hooks do not act at
-    inference and are not compared (a network refused for them is not kept).
+    change to the module tree, a parameter or buffer replaced by another
+    object, a new activation setting, a new forward hook or a ``forward`` set
+    on an instance fails it. Changes to the values of parameters and buffers,
+    made in place, do not: the lean forward reads them on every call. Backward
+    and parameter hooks do not act at inference and are not compared (a
+    network refused for them is not kept).
 
     :meth:`matches` runs on every inference call, so it is written as a few
     passes of builtins over flat lists (no Python loop per module): in a
