@@ -1,6 +1,6 @@
 """Memory and streaming figures for data that does not fit one dense in-memory fit.
 
-This measures three claims of the "Scaling" documentation (docs/scaling.md):
+This measures the claims of the "Scaling" documentation (docs/scaling.md):
 
 * **sparse**: a one-epoch ``fit`` of ``AutoencoderTransformer()`` (default
   network) on a 200,000 x 2,000 CSR matrix of density 0.001 (float32; 1.6 GB
@@ -8,6 +8,8 @@ This measures three claims of the "Scaling" documentation (docs/scaling.md):
 * **memmap**: a one-epoch ``fit`` on a read-only ``np.memmap`` of 1,000,000 x
   100 float32 (381 MiB on disk) stays under 2x the data size above the
   imports: the mapped file is read batch by batch, never copied;
+* **dense and wide** (no target; the docs report it): a one-epoch ``fit`` on
+  100,000 x 2,000 random float32 data, against the size of that data;
 * **streaming**: 30 passes of ``partial_fit`` over 5 chunks of the digits
   training set reach a held-out reconstruction error within 1.5x of ``fit``
   with ``max_iter=30``.
@@ -94,6 +96,19 @@ print(json.dumps({"data": X.nbytes, "peak_above_imports": status_bytes("VmHWM") 
 """
 )
 
+_DENSE_CHILD = (
+    _CHILD_PRELUDE
+    + """
+n_rows, n_features = int(sys.argv[2]), int(sys.argv[3])
+X = np.random.default_rng(0).standard_normal((n_rows, n_features), dtype=np.float32)
+start = time.perf_counter()
+AutoencoderTransformer(max_iter=1, device=device, random_state=0).fit(X)
+seconds = time.perf_counter() - start
+print(json.dumps({"data": X.nbytes, "peak_above_imports": status_bytes("VmHWM") - before,
+                  "seconds": seconds}))
+"""
+)
+
 
 def _run_child(code, *args, env=None):
     done = subprocess.run(
@@ -116,6 +131,17 @@ def measure_sparse(n_rows, n_features, density, device="cpu", env=None):
     ``seconds`` (the fit's wall time).
     """
     return _run_child(_SPARSE_CHILD, device, n_rows, n_features, density, env=env)
+
+
+def measure_dense(n_rows, n_features, device="cpu"):
+    """Peak resident memory of a one-epoch fit on random dense float32 data, in a fresh process.
+
+    Returns a dict with ``data`` (bytes), ``peak_above_imports``, ``ratio``
+    (peak over data) and ``seconds``.
+    """
+    result = _run_child(_DENSE_CHILD, device, n_rows, n_features)
+    result["ratio"] = result["peak_above_imports"] / result["data"]
+    return result
 
 
 def measure_memmap(n_rows, n_features, device="cpu", directory=None):
@@ -200,6 +226,15 @@ def main(argv=None):
         f"({memmap['data'] / MiB:.0f} MiB): one-epoch fit peaks at "
         f"{memmap['peak_above_imports'] / MiB:.0f} MiB above the imports, "
         f"{memmap['ratio']:.2f}x the data (limit 2x), {memmap['seconds']:.1f} s"
+    )
+
+    dense_shape = (10_000, 2_000) if args.quick else (100_000, 2_000)
+    dense = measure_dense(*dense_shape, device=args.device)
+    print(
+        f"dense {dense_shape[0]:,} x {dense_shape[1]:,} float32 "
+        f"({dense['data'] / MiB:.0f} MiB): one-epoch fit peaks at "
+        f"{dense['peak_above_imports'] / MiB:.0f} MiB above the imports, "
+        f"{dense['ratio']:.2f}x the data, {dense['seconds']:.1f} s"
     )
 
     for cls in (AutoencoderTransformer, VAETransformer):

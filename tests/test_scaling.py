@@ -74,3 +74,5 @@ def test_memory_benchmarks_run(bench, tmp_path):
     assert sparse["nnz"] > 0 and sparse["peak_above_imports"] > 0
     memmap = bench.measure_memmap(2_000, 5, directory=tmp_path)
     assert memmap["data"] == 2_000 * 5 * 4 and math.isfinite(memmap["ratio"])
+    dense = bench.measure_dense(2_000, 5)
+    assert dense["data"] == 2_000 * 5 * 4 and math.isfinite(dense["ratio"])
