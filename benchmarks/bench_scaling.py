@@ -195,6 +195,15 @@ def streaming_comparison(cls, n_passes=30, n_chunks=5, device="cpu", **params):
     return result
 
 
+def _print_dense_memory(kind, shape, result, limit=""):
+    MiB = 2**20
+    print(
+        f"{kind} {shape[0]:,} x {shape[1]:,} float32 ({result['data'] / MiB:.0f} MiB): one-epoch fit "
+        f"peaks at {result['peak_above_imports'] / MiB:.0f} MiB above the imports, "
+        f"{result['ratio']:.2f}x the data{limit}, {result['seconds']:.1f} s"
+    )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -221,21 +230,9 @@ def main(argv=None):
 
     memmap_shape = (100_000, 100) if args.quick else (1_000_000, 100)
     memmap = measure_memmap(*memmap_shape, device=args.device)
-    print(
-        f"read-only memmap {memmap_shape[0]:,} x {memmap_shape[1]} float32 "
-        f"({memmap['data'] / MiB:.0f} MiB): one-epoch fit peaks at "
-        f"{memmap['peak_above_imports'] / MiB:.0f} MiB above the imports, "
-        f"{memmap['ratio']:.2f}x the data (limit 2x), {memmap['seconds']:.1f} s"
-    )
-
+    _print_dense_memory("read-only memmap", memmap_shape, memmap, limit=" (limit 2x)")
     dense_shape = (10_000, 2_000) if args.quick else (100_000, 2_000)
-    dense = measure_dense(*dense_shape, device=args.device)
-    print(
-        f"dense {dense_shape[0]:,} x {dense_shape[1]:,} float32 "
-        f"({dense['data'] / MiB:.0f} MiB): one-epoch fit peaks at "
-        f"{dense['peak_above_imports'] / MiB:.0f} MiB above the imports, "
-        f"{dense['ratio']:.2f}x the data, {dense['seconds']:.1f} s"
-    )
+    _print_dense_memory("dense", dense_shape, measure_dense(*dense_shape, device=args.device))
 
     for cls in (AutoencoderTransformer, VAETransformer):
         streaming = streaming_comparison(cls, n_passes=3 if args.quick else 30, device=args.device)

@@ -277,47 +277,41 @@ def test_float64_inference_needs_no_converted_copy_of_the_model(cls):
         np.testing.assert_allclose(values, expected[method], rtol=1e-10, atol=1e-12, err_msg=method)
 
 
-def _needs_the_general_path():
-    """Inputs and estimator states the shortcut must leave to the general path."""
+def _more_rows_than_a_chunk(estimator, X, monkeypatch):
+    monkeypatch.setattr(_base, "chunk_rows_for", lambda n_features: 4)
+    return X
 
-    def more_rows_than_a_chunk(estimator, X):
-        estimator._test_patch = mock.patch.object(_base, "chunk_rows_for", return_value=4)
-        estimator._test_patch.start()
-        return X
 
-    def codes_overflow_float32(estimator, X):  # finite in float64, which the general path retries
-        layers = [m for m in estimator.encoder_.modules() if isinstance(m, nn.Linear)]
-        with torch.no_grad():
-            layers[0].weight.fill_(3e38)
-            layers[-1].weight.fill_(1e-38)
-        return X
-
-    return [more_rows_than_a_chunk, codes_overflow_float32]
+def _codes_overflow_float32(estimator, X, monkeypatch):  # finite in float64, which the general path retries
+    layers = [m for m in estimator.encoder_.modules() if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        layers[0].weight.fill_(3e38)
+        layers[-1].weight.fill_(1e-38)
+    return X
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
-@pytest.mark.parametrize("case", _needs_the_general_path(), ids=lambda case: case.__name__)
-def test_shortcut_leaves_other_cases_to_the_general_path(cls, case):
+@pytest.mark.parametrize(
+    "case", [_more_rows_than_a_chunk, _codes_overflow_float32], ids=lambda case: case.__name__.strip("_")
+)
+def test_shortcut_leaves_other_cases_to_the_general_path(cls, case, monkeypatch):
+    """Inputs and estimator states the shortcut must leave to the general path."""
     X = np.random.RandomState(5).uniform(size=(10, N_FEATURES)).astype(np.float32)
     estimator = _fitted(cls, X, n_components=2)
-    X = case(estimator, X)
-    try:
-        expected = _general_path_codes(estimator, X)
-        with mock.patch.object(_base._BaseAutoencoder, "_apply", wraps=estimator._apply) as general:
-            codes = estimator.transform(X)
-    finally:
-        if hasattr(estimator, "_test_patch"):
-            estimator._test_patch.stop()
+    X = case(estimator, X, monkeypatch)
+    expected = _general_path_codes(estimator, X)
+    with mock.patch.object(_base._BaseAutoencoder, "_apply", wraps=estimator._apply) as general:
+        codes = estimator.transform(X)
     general.assert_called_once()
     assert np.isfinite(codes).all()
     np.testing.assert_array_equal(codes, expected)
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
-def test_shortcut_tries_then_leaves_codes_that_overflow_float32(cls):
+def test_shortcut_tries_then_leaves_codes_that_overflow_float32(cls, monkeypatch):
     X = np.random.RandomState(5).uniform(size=(10, N_FEATURES)).astype(np.float32)
     estimator = _fitted(cls, X, n_components=2)
-    X = _needs_the_general_path()[-1](estimator, X)
+    X = _codes_overflow_float32(estimator, X, monkeypatch)
     with mock.patch.object(_base, "lean_forward", wraps=_base.lean_forward) as shortcut:
         codes = estimator.transform(X)
     shortcut.assert_called_once()  # the input passed the shortcut's checks; its codes did not
