@@ -983,7 +983,11 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         )
 
     def score_samples(self, X):
-        """Per-sample log-likelihood bound: higher means better explained.
+        """Per-sample score: higher means better explained.
+
+        For :class:`~skae.VAETransformer` the evidence lower bound in nats, for
+        :class:`~skae.AutoencoderTransformer` minus the reconstruction loss; the
+        classes' Notes say exactly what each is and what it bounds.
 
         Parameters
         ----------
@@ -1028,7 +1032,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         Returns
         -------
         score : float
-            Average per-sample log-likelihood bound.
+            Average of :meth:`score_samples` over the rows.
         """
         return float(np.mean(self.score_samples(X)))
 

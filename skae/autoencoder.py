@@ -9,13 +9,18 @@ from ._base import _COMMON_ATTRIBUTES, _COMMON_PARAMETERS, _BaseAutoencoder
 from .engine.autoencoders import Autoencoder
 
 _LATENT_SAMPLER_PARAMETER = """
-    latent_sampler : {"gaussian", "gmm"} or GaussianMixture, default="gaussian"
-        Density fitted to the training codes for :meth:`sample`.
-        ``"gaussian"``: one full-covariance Gaussian. ``"gmm"``: a
-        :class:`~sklearn.mixture.GaussianMixture` with ``min(10, n_samples)``
-        full-covariance components, which follows lopsided code spaces much
-        more closely. A ``GaussianMixture`` instance is cloned and fitted as
-        given (its ``random_state`` is set from ``random_state`` when None).
+    latent_sampler : {"gaussian", "gmm", "normal"} or GaussianMixture, default="gaussian"
+        Density of the codes that :meth:`sample` decodes.
+        ``"gaussian"``: one full-covariance Gaussian fitted to the training
+        codes. ``"gmm"``: a :class:`~sklearn.mixture.GaussianMixture` with
+        ``min(10, n_samples)`` full-covariance components, which follows
+        lopsided code spaces much more closely. A ``GaussianMixture`` instance
+        is cloned and fitted as given (its ``random_state`` is set from
+        ``random_state`` when None). ``"normal"``: the standard normal N(0, I),
+        fitted to nothing: the naive sampler that treats an autoencoder like a
+        VAE, for seeing what a fitted density buys (nothing in an
+        autoencoder's training puts its codes where N(0, I) puts its mass;
+        see :func:`skae.metrics.latent_coverage`).
 """
 
 
@@ -28,7 +33,9 @@ class AutoencoderTransformer(_BaseAutoencoder):
     :meth:`inverse_transform` decodes them, and :meth:`sample` decodes draws from
     a density fitted to the training codes: a full-covariance Gaussian or a
     Gaussian mixture (an autoencoder's code space has no prior, and is often
-    lopsided with holes, so it is sampled where the data actually lies).
+    lopsided with holes, so it is sampled where the data actually lies). With
+    ``latent_sampler="normal"`` it decodes standard-normal draws instead, as if
+    it were a VAE, which shows those holes.
 
     Parameters
     ----------
@@ -45,7 +52,8 @@ class AutoencoderTransformer(_BaseAutoencoder):
 
     latent_weights_ : ndarray of shape (n_mixture,)
         Mixture weights of the code density :meth:`sample` draws from (one
-        component of weight 1 for ``latent_sampler="gaussian"``).
+        component of weight 1 for ``latent_sampler="gaussian"``, and for
+        ``"normal"``, whose one component has mean 0 and covariance I).
 
     latent_means_ : ndarray of shape (n_mixture, n_components)
         Means of the mixture components.
@@ -60,9 +68,13 @@ class AutoencoderTransformer(_BaseAutoencoder):
 
     Notes
     -----
-    :meth:`score_samples` is the negative per-row reconstruction loss, summed
-    over features: minus the squared error for ``"mse"``, minus the binary
-    cross-entropy for ``"bce"``.
+    :meth:`score_samples` is minus each row's reconstruction loss, summed over
+    features: minus the squared error for ``"mse"`` (in the data's units
+    squared), minus the binary cross-entropy in nats for ``"bce"``. It is not a
+    log-likelihood and bounds none: an autoencoder defines no density. Scores
+    of autoencoders with different ``n_components`` compare reconstruction
+    only; they cannot be compared with a VAE's or PCA's scores, which are
+    log-likelihoods (bounds).
 
     Examples
     --------
@@ -76,7 +88,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
 
     _parameter_constraints: dict = {
         **_BaseAutoencoder._parameter_constraints,
-        "latent_sampler": [StrOptions({"gaussian", "gmm"}), GaussianMixture],
+        "latent_sampler": [StrOptions({"gaussian", "gmm", "normal"}), GaussianMixture],
     }
 
     def __init__(
@@ -144,6 +156,12 @@ class AutoencoderTransformer(_BaseAutoencoder):
             self.latent_weights_ = np.ones(1)
             self.latent_means_ = self.latent_mean_[np.newaxis]
             self.latent_covariances_ = self.latent_covariance_[np.newaxis]
+            return
+        if isinstance(self.latent_sampler, str) and self.latent_sampler == "normal":
+            n_components = codes.shape[1]
+            self.latent_weights_ = np.ones(1)
+            self.latent_means_ = np.zeros((1, n_components))
+            self.latent_covariances_ = np.eye(n_components)[np.newaxis]
             return
         mixture = self._latent_mixture(len(codes)).fit(codes)
         covariances = mixture.covariances_
