@@ -15,6 +15,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_array
 
 from .autoencoder import AutoencoderTransformer
+from .metrics import _sampling_scores
 from .vae import VAETransformer
 
 __all__ = ["compare_reducers"]
@@ -28,6 +29,11 @@ COLUMNS = [
     "transform_time_s",
     "downstream_metric",
     "downstream_score",
+    "sample_precision",
+    "sample_recall",
+    "sample_coverage",
+    "latent_holes",
+    "latent_reached",
 ]
 
 
@@ -131,7 +137,13 @@ def compare_reducers(
         ``n_components``, ``reconstruction_mse`` (held out, NaN without
         ``inverse_transform``), ``trustworthiness`` (of the held-out codes),
         ``fit_time_s``, ``transform_time_s``, ``downstream_metric``
-        (``"accuracy"``, ``"r2"`` or None) and ``downstream_score``.
+        (``"accuracy"``, ``"r2"`` or None), ``downstream_score``, and for
+        reducers that can ``sample`` (NaN for the others, such as PCA):
+        ``sample_precision``, ``sample_recall`` and ``sample_coverage`` of as
+        many samples as held-out rows, against the held-out rows
+        (:func:`skae.metrics.sample_quality`), and for skae's estimators
+        ``latent_holes`` and ``latent_reached``, where their latent draws fall
+        against the training rows' codes (:func:`skae.metrics.latent_coverage`).
 
     See Also
     --------
@@ -198,5 +210,6 @@ def compare_reducers(
             "transform_time_s": transform_time,
             "downstream_metric": {"classification": "accuracy", "regression": "r2"}.get(task),
             "downstream_score": score,
+            **_sampling_scores(model, X_train, X_test, random_state=random_state),
         })
     return pd.DataFrame(rows, columns=COLUMNS)
