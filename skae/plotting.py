@@ -29,7 +29,8 @@ def _new_axes(ax, caller):
     if ax is None:
         import matplotlib.pyplot as plt
 
-        _, ax = plt.subplots()
+        # Constrained layout keeps colour bars, legends and a twin axis's label inside.
+        _, ax = plt.subplots(layout="constrained")
     return ax.figure, ax
 
 
@@ -59,8 +60,37 @@ def _resolve_image_shape(image_shape, n_features, estimator=None):
     return shape
 
 
-def _mosaic(rows, image_shape, n_cols, gap=1):
-    """Tile flat images into one array that ``imshow`` can draw; gaps are blank."""
+def _check_value_range(value_range):
+    if value_range is None:
+        return None
+    low, high = (float(v) for v in value_range)
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(
+            f"value_range must be (low, high) with finite low < high, got {value_range!r}."
+        )
+    return low, high
+
+
+def _estimator_value_range(estimator, value_range):
+    """``value_range`` if given, else [0, 1] for a ``"bce"`` model (its data's range), else None."""
+    if value_range is not None:
+        return value_range
+    from ._base import _ARCHITECTURE_PARAMETERS
+
+    fitted = getattr(estimator, "_fitted_architecture", None)
+    if fitted is not None and dict(zip(_ARCHITECTURE_PARAMETERS, fitted)).get(
+        "reconstruction_loss"
+    ) == "bce":
+        return (0.0, 1.0)
+    return None
+
+
+def _mosaic(rows, image_shape, n_cols, value_range=None, gap=1):
+    """Tile flat images into one array that ``imshow`` can draw; gaps are blank.
+
+    Grey tiles keep their values (``imshow`` clips them to ``value_range``); RGB
+    tiles are rescaled from ``value_range`` (default [0, 1]) to [0, 1] and clipped.
+    """
     channels, height, width = image_shape
     n_rows = math.ceil(len(rows) / n_cols)
     canvas = np.full(
@@ -72,40 +102,133 @@ def _mosaic(rows, image_shape, n_cols, gap=1):
         canvas[top : top + height, left : left + width] = row.reshape(image_shape).transpose(1, 2, 0)
     if channels == 1:
         return canvas[..., 0]
+    low, high = value_range if value_range is not None else (0.0, 1.0)
     # RGB images need values in [0, 1] and cannot show NaN: gaps become white.
-    return np.clip(np.nan_to_num(canvas, nan=1.0), 0.0, 1.0)
+    return np.clip(np.nan_to_num((canvas - low) / (high - low), nan=1.0), 0.0, 1.0)
 
 
-def _show_mosaic(ax, mosaic, cmap):
-    image = ax.imshow(mosaic, cmap=cmap if mosaic.ndim == 2 else None, interpolation="nearest")
+def _show_mosaic(ax, mosaic, cmap, value_range):
+    """Draw a mosaic with colours clipped to ``value_range`` (None: its own range)."""
+    low, high = value_range if value_range is not None else (None, None)
+    image = ax.imshow(
+        mosaic, cmap=cmap if mosaic.ndim == 2 else None, vmin=low, vmax=high,
+        interpolation="nearest",
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     return image
 
 
+def _negated(label):
+    return label[1:] if label.startswith("-") else label if float(label) == 0 else f"-{label}"
+
+
+def _grid_ticks(grid, tile_size, gap):
+    """Ticks at round code values within ``grid``: ``(positions in pixels, labels)``.
+
+    ``grid`` holds the (increasing, possibly unevenly spaced) code values of the
+    tiles, whose centres lie ``tile_size + gap`` pixels apart.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    grid = np.asarray(grid, dtype=np.float64)
+    centres = np.arange(len(grid)) * (tile_size + gap) + (tile_size - 1) / 2
+    values = MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]).tick_values(grid[0], grid[-1])
+    step = values[1] - values[0]
+    tolerance = 1e-9 * step
+    values = values[(values >= grid[0] - tolerance) & (values <= grid[-1] + tolerance)]
+    exponent = math.floor(math.log10(step))
+    # Enough decimals for the step (2.5 needs one more than 2 or 5).
+    decimals = max(0, -exponent + (1 if round(step / 10**exponent, 6) == 2.5 else 0))
+    # Rounding to the step turns -1.4e-16 into (-)0, and adding 0.0 makes that +0.
+    values = np.round(values / step) * step + 0.0
+    labels = [f"{value:.{decimals}f}" for value in values]
+    return np.interp(values, grid, centres), labels
+
+
+def _to_rgba(colour):
+    from matplotlib.colors import to_rgba
+
+    return np.array(to_rgba(colour))
+
+
+def _classes(labels):
+    """The sorted classes of ``labels``, or None for a target to colour continuously.
+
+    Strings and other non-numeric labels are always classes; numbers are when
+    they are whole and take at most 20 distinct values.
+    """
+    if not np.issubdtype(labels.dtype, np.number) or labels.dtype == bool:
+        return np.unique(labels)
+    classes = np.unique(labels)
+    if len(classes) <= 20 and np.all(np.mod(classes, 1) == 0):
+        return classes
+    return None
+
+
+def _scatter_classes(ax, codes, labels, classes, cmap, options):
+    """One colour per class, with a legend entry each: ``(scatter, legend handles)``."""
+    import matplotlib
+    from matplotlib.lines import Line2D
+
+    colormap = matplotlib.colormaps[cmap or ("tab10" if len(classes) <= 10 else "tab20")]
+    if colormap.N <= 20:  # a qualitative palette: its colours in order
+        palette = colormap(np.arange(len(classes)) % colormap.N)
+    else:  # a continuous colour map: colours spread over it
+        palette = colormap(np.linspace(0, 1, len(classes)))
+    index = np.searchsorted(classes, labels)
+    scatter = ax.scatter(codes[:, 0], codes[:, 1], c=palette[index], **options)
+    handles = [
+        Line2D([], [], color=colour, marker="o", linestyle="", label=str(label))
+        for label, colour in zip(classes, palette)
+    ]
+    return scatter, handles
+
+
 class LatentSpaceDisplay:
     """Scatter plot of codes in two dimensions, coloured by label.
+
+    Class labels (strings, or up to 20 distinct integers) get one colour each
+    and a legend; any other numeric target (a continuous one, say) gets a
+    continuous colour map and a colour bar. On request the display also shows
+    where a skae estimator's sampler draws its codes, which of those draws
+    fall in holes of the codes, and how many codes the draws reach (see
+    :func:`skae.metrics.latent_coverage`).
 
     Parameters
     ----------
     codes : ndarray of shape (n_samples, 2)
         Points to draw.
     labels : array-like of shape (n_samples,) or None, default=None
-        Colours the points (a colour bar is added).
+        Colours the points.
     axis_labels : tuple of str, default=("component 1", "component 2")
         Labels of the x and y axes.
     estimator_name : str or None, default=None
         Title of the plot.
+    draws : ndarray of shape (n_draws, 2) or None, default=None
+        The sampler's latent draws, in the coordinates of ``codes``.
+    in_hole : array-like of bool of shape (n_draws,) or None, default=None
+        Which ``draws`` lie in holes of the codes; required with ``draws``.
+    reached : array-like of bool of shape (n_samples,) or None, default=None
+        Which codes have a draw near them; required with ``draws``.
 
     Attributes
     ----------
     scatter_ : matplotlib PathCollection
+        The codes.
+    draws_scatter_ : matplotlib PathCollection or None
+        The draws, when there are any.
+    holes_ : float or None
+        The share of ``draws`` in holes, when there are draws.
+    reached_ : float or None
+        The share of codes the draws reach, when there are draws.
     ax_ : matplotlib Axes
     figure_ : matplotlib Figure
 
     See Also
     --------
     LatentManifoldDisplay : What the decoder makes of a grid over the code plane.
+    skae.metrics.latent_coverage : The shares of draws in holes and codes reached.
 
     Examples
     --------
@@ -121,23 +244,27 @@ class LatentSpaceDisplay:
     """
 
     def __init__(self, codes, labels=None, *, axis_labels=("component 1", "component 2"),
-                 estimator_name=None):
+                 estimator_name=None, draws=None, in_hole=None, reached=None):
         self.codes = codes
         self.labels = labels
         self.axis_labels = axis_labels
         self.estimator_name = estimator_name
+        self.draws = draws
+        self.in_hole = in_hole
+        self.reached = reached
 
-    def plot(self, ax=None, *, cmap="tab10", **scatter_kwargs):
+    def plot(self, ax=None, *, cmap=None, **scatter_kwargs):
         """Draw the scatter plot.
 
         Parameters
         ----------
         ax : matplotlib Axes, default=None
             Where to draw; a new figure when None.
-        cmap : str or Colormap, default="tab10"
-            Colours of the labels.
+        cmap : str or Colormap or None, default=None
+            Colours of the labels. None: ``"tab10"`` for up to 10 classes,
+            ``"tab20"`` for more, ``"viridis"`` for a continuous target.
         **scatter_kwargs : dict
-            Passed to ``ax.scatter``.
+            Passed to ``ax.scatter`` for the codes.
 
         Returns
         -------
@@ -148,23 +275,64 @@ class LatentSpaceDisplay:
         if codes.ndim != 2 or codes.shape[1] != 2:
             raise ValueError(f"codes must have shape (n_samples, 2), got {codes.shape}.")
         options = {"s": 8, "alpha": 0.8, **scatter_kwargs}
-        if self.labels is not None:
-            labels = np.asarray(self.labels)
-            numeric = np.issubdtype(labels.dtype, np.number)
-            values = labels if numeric else np.unique(labels, return_inverse=True)[1]
-            self.scatter_ = ax.scatter(codes[:, 0], codes[:, 1], c=values, cmap=cmap, **options)
-            figure.colorbar(self.scatter_, ax=ax, label="label")
-        else:
+        handles = []
+        if self.labels is None:
             self.scatter_ = ax.scatter(codes[:, 0], codes[:, 1], **options)
+        else:
+            labels = np.asarray(self.labels)
+            if len(labels) != len(codes):
+                raise ValueError(
+                    f"labels has {len(labels)} entries for {len(codes)} codes; give one per code."
+                )
+            classes = _classes(labels)
+            if classes is None:
+                self.scatter_ = ax.scatter(codes[:, 0], codes[:, 1], c=labels,
+                                           cmap=cmap or "viridis", **options)
+                figure.colorbar(self.scatter_, ax=ax, label="target")
+            else:
+                self.scatter_, handles = _scatter_classes(ax, codes, labels, classes, cmap,
+                                                          options)
+        self.draws_scatter_ = self.holes_ = self.reached_ = None
+        if self.draws is not None:
+            handles += self._plot_draws(ax, len(codes))
+        if handles:
+            ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5),
+                      fontsize="small", frameon=False)
         ax.set_xlabel(self.axis_labels[0])
         ax.set_ylabel(self.axis_labels[1])
-        if self.estimator_name:
-            ax.set_title(self.estimator_name)
+        title = self.estimator_name or ""
+        if self.holes_ is not None:
+            title += (f"{chr(10) if title else ''}{self.holes_:.0%} of draws in holes, "
+                      f"{self.reached_:.0%} of codes reached")
+        if title:
+            ax.set_title(title)
         self.figure_, self.ax_ = figure, ax
         return self
 
+    def _plot_draws(self, ax, n_codes):
+        from matplotlib.lines import Line2D
+
+        draws = np.asarray(self.draws, dtype=np.float64)
+        if draws.ndim != 2 or draws.shape[1] != 2:
+            raise ValueError(f"draws must have shape (n_draws, 2), got {draws.shape}.")
+        if self.in_hole is None or len(self.in_hole) != len(draws):
+            raise ValueError("in_hole must say, for each of the draws, whether it lies in a hole.")
+        if self.reached is None or len(self.reached) != n_codes:
+            raise ValueError("reached must say, for each of the codes, whether a draw is near it.")
+        in_hole = np.asarray(self.in_hole, dtype=bool)
+        self.reached_ = float(np.mean(np.asarray(self.reached, dtype=bool)))
+        colours = np.where(in_hole[:, np.newaxis], _to_rgba("tab:red"), _to_rgba("black"))
+        self.draws_scatter_ = ax.scatter(draws[:, 0], draws[:, 1], c=colours, marker="x",
+                                         s=14, linewidths=0.8, alpha=0.7)
+        self.holes_ = float(in_hole.mean())
+        return [
+            Line2D([], [], color="black", marker="x", linestyle="", label="draw near a code"),
+            Line2D([], [], color="tab:red", marker="x", linestyle="", label="draw in a hole"),
+        ]
+
     @classmethod
-    def from_estimator(cls, estimator, X, y=None, *, ax=None, cmap="tab10", **scatter_kwargs):
+    def from_estimator(cls, estimator, X, y=None, *, holes=False, n_draws=None,
+                       random_state=None, ax=None, cmap=None, **scatter_kwargs):
         """Encode ``X`` with a fitted transformer and draw the codes.
 
         With more than two components the codes are projected on their first
@@ -178,29 +346,53 @@ class LatentSpaceDisplay:
             Data to encode.
         y : array-like of shape (n_samples,) or None, default=None
             Labels that colour the points.
+        holes : bool, default=False
+            Also draw ``n_draws`` codes the way the estimator's ``sample``
+            does (a skae estimator only), marking in red those whose nearest
+            code of ``X`` is farther than 95% of the codes are from their
+            nearest neighbour, and give in the title their share and the
+            share of codes with a draw that near: the measures of
+            :func:`skae.metrics.latent_coverage` (computed in the full code
+            space; the picture projects the draws like the codes).
+        n_draws : int or None, default=None
+            Draws to show with ``holes=True``; None: as many as ``X`` has rows.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws.
         ax : matplotlib Axes, default=None
-        cmap : str or Colormap, default="tab10"
+            Where to draw; a new figure when None.
+        cmap : str or Colormap or None, default=None
+            Colours of the labels (see :meth:`plot`).
         **scatter_kwargs : dict
-            Passed to ``ax.scatter``.
+            Passed to ``ax.scatter`` for the codes.
 
         Returns
         -------
         display : LatentSpaceDisplay
         """
-        codes = np.asarray(estimator.transform(X))
+        codes = np.asarray(estimator.transform(X), dtype=np.float64)
         if codes.shape[1] < 2:
             raise ValueError(
                 f"{_name(estimator)} gives {codes.shape[1]} component; a latent space plot "
                 "needs at least 2 (set n_components >= 2)."
             )
+        draws = in_hole = reached = None
+        if holes:
+            from .metrics import _latent_codes_and_draws, _latent_neighbourhoods
+
+            codes, draws = _latent_codes_and_draws(estimator, X, n_draws, random_state)
+            in_hole, reached = _latent_neighbourhoods(codes, draws, 0.95)
         axis_labels = ("component 1", "component 2")
         if codes.shape[1] > 2:
             axis_labels = (
                 f"PC 1 of the {codes.shape[1]}-D codes",
                 f"PC 2 of the {codes.shape[1]}-D codes",
             )
-            codes = PCA(2).fit_transform(codes)
-        display = cls(codes, y, axis_labels=axis_labels, estimator_name=_name(estimator))
+            projection = PCA(2).fit(codes)
+            codes = projection.transform(codes)
+            if draws is not None:
+                draws = projection.transform(draws)
+        display = cls(codes, y, axis_labels=axis_labels, estimator_name=_name(estimator),
+                      draws=draws, in_hole=in_hole, reached=reached)
         return display.plot(ax=ax, cmap=cmap, **scatter_kwargs)
 
 
@@ -208,8 +400,11 @@ class ReconstructionDisplay:
     """Originals next to their reconstructions.
 
     Images are drawn as two rows of tiles (originals above, reconstructions
-    below); tabular data as a scatter of original against reconstructed value,
-    one colour per feature, with the diagonal where a perfect model would sit.
+    below), one pixel apart, with colours clipped to the originals' range (or
+    ``value_range``): a decoder's overshoot beyond the data's range shows as
+    the data's extreme colour, not as a shifted background. Tabular data is
+    drawn as a scatter of original against reconstructed value, one colour per
+    feature, with the diagonal where a perfect model would sit.
 
     Parameters
     ----------
@@ -247,7 +442,7 @@ class ReconstructionDisplay:
         self.image_shape = image_shape
         self.estimator_name = estimator_name
 
-    def plot(self, ax=None, *, cmap="gray_r"):
+    def plot(self, ax=None, *, cmap="gray_r", value_range=None):
         """Draw originals and reconstructions.
 
         Parameters
@@ -255,6 +450,9 @@ class ReconstructionDisplay:
         ax : matplotlib Axes, default=None
         cmap : str or Colormap, default="gray_r"
             Colour map of grey images.
+        value_range : tuple of float or None, default=None
+            ``(low, high)``: grey levels are clipped to it (default: the originals' range).
+            RGB images are rescaled from it (default [0, 1]) and clipped.
 
         Returns
         -------
@@ -271,8 +469,12 @@ class ReconstructionDisplay:
         shape = _resolve_image_shape(self.image_shape, originals.shape[1])
         prefix = f"{self.estimator_name}: " if self.estimator_name else ""
         if shape is not None:
+            value_range = _check_value_range(value_range) or (originals.min(), originals.max())
+            if value_range[0] == value_range[1]:  # constant originals: nothing to clip to
+                value_range = None
             tiles = np.concatenate([originals, reconstructions])
-            _show_mosaic(ax, _mosaic(tiles, shape, n_cols=len(originals)), cmap)
+            _show_mosaic(ax, _mosaic(tiles, shape, len(originals), value_range), cmap,
+                         value_range)
             ax.set_title(f"{prefix}originals (top) and reconstructions (bottom)")
         else:
             low = min(originals.min(), reconstructions.min())
@@ -291,7 +493,7 @@ class ReconstructionDisplay:
 
     @classmethod
     def from_estimator(cls, estimator, X, *, image_shape=None, n_samples=8, ax=None,
-                       cmap="gray_r"):
+                       cmap="gray_r", value_range=None):
         """Reconstruct rows of ``X`` with a fitted estimator and draw them.
 
         Parameters
@@ -307,6 +509,10 @@ class ReconstructionDisplay:
             How many images to draw (tabular data uses up to 500 rows).
         ax : matplotlib Axes, default=None
         cmap : str or Colormap, default="gray_r"
+        value_range : tuple of float or None, default=None
+            ``(low, high)``: grey levels are clipped to it (default: [0, 1] for a
+            ``reconstruction_loss="bce"`` model, else the drawn originals' range).
+            RGB images are rescaled from it (default [0, 1]) and clipped.
 
         Returns
         -------
@@ -324,11 +530,16 @@ class ReconstructionDisplay:
         originals = originals.reshape(len(originals), -1)
         display = cls(originals, reconstructions, image_shape=shape,
                       estimator_name=_name(estimator))
-        return display.plot(ax=ax, cmap=cmap)
+        return display.plot(ax=ax, cmap=cmap,
+                            value_range=_estimator_value_range(estimator, value_range))
 
 
 class SampleDisplay:
     """A grid of generated samples (images) or a heat map of them (tabular).
+
+    Images are tiles one pixel apart, with colours clipped to ``value_range``
+    (give the training data's range, so that a decoder's overshoot beyond it
+    shows as the data's extreme colour rather than shifting the background).
 
     Parameters
     ----------
@@ -361,13 +572,17 @@ class SampleDisplay:
         self.image_shape = image_shape
         self.estimator_name = estimator_name
 
-    def plot(self, ax=None, *, cmap="gray_r"):
+    def plot(self, ax=None, *, cmap="gray_r", value_range=None):
         """Draw the samples.
 
         Parameters
         ----------
         ax : matplotlib Axes, default=None
         cmap : str or Colormap, default="gray_r"
+        value_range : tuple of float or None, default=None
+            ``(low, high)``: grey levels (and the tabular heat map) are clipped to it (default: the samples' own
+            range, nothing clipped).
+            RGB images are rescaled from it (default [0, 1]) and clipped.
 
         Returns
         -------
@@ -379,11 +594,14 @@ class SampleDisplay:
             raise ValueError(f"samples must be a 2-D array, got shape {samples.shape}.")
         shape = _resolve_image_shape(self.image_shape, samples.shape[1])
         prefix = f"{self.estimator_name}: " if self.estimator_name else ""
+        value_range = _check_value_range(value_range)
         if shape is not None:
             n_cols = math.ceil(math.sqrt(len(samples)))
-            _show_mosaic(ax, _mosaic(samples, shape, n_cols=n_cols), cmap)
+            _show_mosaic(ax, _mosaic(samples, shape, n_cols, value_range), cmap, value_range)
         else:
-            image = ax.imshow(samples, aspect="auto", cmap="viridis", interpolation="nearest")
+            low, high = value_range if value_range is not None else (None, None)
+            image = ax.imshow(samples, aspect="auto", cmap="viridis", interpolation="nearest",
+                              vmin=low, vmax=high)
             figure.colorbar(image, ax=ax, label="value")
             ax.set_xlabel("feature")
             ax.set_ylabel("sample")
@@ -393,7 +611,7 @@ class SampleDisplay:
 
     @classmethod
     def from_estimator(cls, estimator, n_samples=16, *, image_shape=None, random_state=None,
-                       ax=None, cmap="gray_r"):
+                       ax=None, cmap="gray_r", value_range=None):
         """Generate samples with a fitted skae estimator and draw them.
 
         Parameters
@@ -405,6 +623,11 @@ class SampleDisplay:
         random_state : int, RandomState instance or None, default=None
         ax : matplotlib Axes, default=None
         cmap : str or Colormap, default="gray_r"
+        value_range : tuple of float or None, default=None
+            ``(low, high)``: grey levels (and the tabular heat map) are clipped to it (default: [0, 1] for a
+            ``reconstruction_loss="bce"`` model, whose data lies there; else
+            the samples' own range: give the training data's range).
+            RGB images are rescaled from it (default [0, 1]) and clipped.
 
         Returns
         -------
@@ -415,12 +638,15 @@ class SampleDisplay:
         samples = estimator.sample(n_samples, random_state=random_state)
         shape = _resolve_image_shape(image_shape, samples.shape[1], estimator)
         return cls(samples, image_shape=shape, estimator_name=_name(estimator)).plot(
-            ax=ax, cmap=cmap
+            ax=ax, cmap=cmap, value_range=_estimator_value_range(estimator, value_range)
         )
 
 
 class LatentManifoldDisplay:
     """Images decoded from a regular grid over a 2-D code plane.
+
+    Tiles are one pixel apart, with colours clipped to ``value_range`` (give
+    the training data's range), and the axes are ticked at round code values.
 
     Parameters
     ----------
@@ -462,13 +688,17 @@ class LatentManifoldDisplay:
         self.image_shape = image_shape
         self.estimator_name = estimator_name
 
-    def plot(self, ax=None, *, cmap="gray_r"):
+    def plot(self, ax=None, *, cmap="gray_r", value_range=None):
         """Draw the decoded grid.
 
         Parameters
         ----------
         ax : matplotlib Axes, default=None
         cmap : str or Colormap, default="gray_r"
+        value_range : tuple of float or None, default=None
+            ``(low, high)``: grey levels are clipped to it (default: the images' own
+            range, nothing clipped).
+            RGB images are rescaled from it (default [0, 1]) and clipped.
 
         Returns
         -------
@@ -485,12 +715,13 @@ class LatentManifoldDisplay:
         shape = _resolve_image_shape(self.image_shape, images.shape[1])
         if shape is None:
             raise ValueError("LatentManifoldDisplay draws images: give image_shape.")
-        _show_mosaic(ax, _mosaic(images, shape, n_cols=n_side, gap=0), cmap)
+        value_range = _check_value_range(value_range)
+        _show_mosaic(ax, _mosaic(images, shape, n_side, value_range, gap=1), cmap, value_range)
         height, width = shape[1:]
-        ticks = np.linspace(0, n_side - 1, min(n_side, 5)).round().astype(int)
-        ax.set_xticks(ticks * width + (width - 1) / 2, [f"{self.grid_x[i]:.2g}" for i in ticks])
-        ax.set_yticks(ticks * height + (height - 1) / 2,
-                      [f"{self.grid_y[::-1][i]:.2g}" for i in ticks])
+        ax.set_xticks(*_grid_ticks(self.grid_x, width, gap=1))
+        # Rows run from the highest grid_y at the top: tick the reversed grid, negated.
+        positions, labels = _grid_ticks(-np.asarray(self.grid_y)[::-1], height, gap=1)
+        ax.set_yticks(positions, [_negated(label) for label in labels])
         ax.set_xlabel("component 1")
         ax.set_ylabel("component 2")
         if self.estimator_name:
@@ -500,7 +731,7 @@ class LatentManifoldDisplay:
 
     @classmethod
     def from_estimator(cls, estimator, *, image_shape=None, n_per_side=15, ax=None,
-                       cmap="gray_r"):
+                       cmap="gray_r", value_range=None):
         """Decode a grid over a fitted 2-D skae model's code plane.
 
         For a VAE the grid spans the prior's 5% to 95% quantiles on each axis;
@@ -515,6 +746,11 @@ class LatentManifoldDisplay:
         n_per_side : int, default=15
         ax : matplotlib Axes, default=None
         cmap : str or Colormap, default="gray_r"
+        value_range : tuple of float or None, default=None
+            ``(low, high)``: grey levels are clipped to it (default: [0, 1] for a
+            ``reconstruction_loss="bce"`` model, whose data lies there; else
+            the images' own range: give the training data's range).
+            RGB images are rescaled from it (default [0, 1]) and clipped.
 
         Returns
         -------
@@ -552,7 +788,8 @@ class LatentManifoldDisplay:
         codes = np.array([(x, y) for y in grid_y[::-1] for x in grid_x])
         images = estimator.inverse_transform(codes)
         display = cls(images, grid_x, grid_y, shape, estimator_name=_name(estimator))
-        return display.plot(ax=ax, cmap=cmap)
+        return display.plot(ax=ax, cmap=cmap,
+                            value_range=_estimator_value_range(estimator, value_range))
 
 
 class LossCurveDisplay:
@@ -612,7 +849,7 @@ class LossCurveDisplay:
         epochs = np.arange(1, len(self.loss_curve) + 1)
         ax.plot(epochs, self.loss_curve, color="tab:blue", label="training loss")
         ax.set_xlabel("epoch")
-        ax.set_ylabel("training loss")
+        ax.set_ylabel("training loss", color="tab:blue")
         self.ax_validation_ = None
         if self.validation_scores:
             self.ax_validation_ = ax.twinx()

@@ -104,7 +104,7 @@ def test_latent_manifold_display(name, fitted):
     display = LatentManifoldDisplay.from_estimator(fitted[name], image_shape=(8, 8), n_per_side=4,
                                                    ax=ax)
     assert display.ax_ is ax
-    assert display.ax_.images[0].get_array().shape == (32, 32)
+    assert display.ax_.images[0].get_array().shape == (4 * 9 - 1, 4 * 9 - 1)  # 1-pixel gaps
     assert len(display.grid_x) == 4
 
 
@@ -127,3 +127,95 @@ def test_loss_curve_display(fitted):
         LossCurveDisplay.from_estimator(fitted["pca"])
     with pytest.raises(ValueError, match="empty"):
         LossCurveDisplay([]).plot()
+
+
+def _labels(axis):
+    return [tick.get_text() for tick in axis.get_ticklabels()]
+
+
+def test_latent_space_colours_classes_with_a_legend_and_targets_with_a_colour_bar(fitted, digits):
+    X, y = digits
+    binary = LatentSpaceDisplay.from_estimator(fitted["ae"], X, y % 2)
+    assert [text.get_text() for text in binary.ax_.get_legend().get_texts()] == ["0", "1"]
+    assert len(binary.figure_.axes) == 1  # no colour bar
+    assert len({tuple(c) for c in binary.scatter_.get_facecolors()}) == 2
+    named = LatentSpaceDisplay.from_estimator(fitted["ae"], X, np.where(y < 5, "low", "high"))
+    assert [text.get_text() for text in named.ax_.get_legend().get_texts()] == ["high", "low"]
+    continuous = LatentSpaceDisplay.from_estimator(fitted["ae"], X, X.mean(axis=1))
+    assert continuous.ax_.get_legend() is None
+    assert len(continuous.figure_.axes) == 2  # the colour bar
+    assert continuous.scatter_.get_cmap().name == "viridis"
+    with pytest.raises(ValueError, match="one per code"):
+        LatentSpaceDisplay(np.zeros((4, 2)), labels=[0, 1]).plot()
+
+
+def test_latent_space_shows_draws_in_holes_on_request(fitted, digits):
+    from skae.metrics import latent_coverage
+
+    X, y = digits
+    display = LatentSpaceDisplay.from_estimator(fitted["ae"], X, y, holes=True, random_state=0)
+    shares = latent_coverage(fitted["ae"], X, random_state=0)
+    assert (display.holes_, display.reached_) == (shares["holes"], shares["reached"])
+    assert display.draws_scatter_.get_offsets().shape == (len(X), 2)
+    assert f"{shares['holes']:.0%} of draws in holes" in display.ax_.get_title()
+    legend = [text.get_text() for text in display.ax_.get_legend().get_texts()]
+    assert legend[-2:] == ["draw near a code", "draw in a hole"]
+    wide = LatentSpaceDisplay.from_estimator(fitted["vae3"], X, holes=True, n_draws=50,
+                                             random_state=0)
+    assert wide.draws_scatter_.get_offsets().shape == (50, 2)  # projected like the codes
+    assert LatentSpaceDisplay.from_estimator(fitted["ae"], X).draws_scatter_ is None
+    with pytest.raises(TypeError, match="skae AutoencoderTransformer or VAETransformer"):
+        LatentSpaceDisplay.from_estimator(fitted["pca"], X, holes=True)
+
+
+def test_image_colours_are_clipped_to_the_value_range(fitted, digits):
+    X, _ = digits
+    overshoot = np.clip(X[:4], 0, 1) * 1.6 - 0.3  # -0.3 to 1.3, as an mse decoder may give
+    display = SampleDisplay(overshoot, image_shape=(8, 8)).plot(value_range=(0, 1))
+    assert display.ax_.images[0].get_clim() == (0, 1)
+    mosaic = display.ax_.images[0].get_array()
+    assert mosaic.shape == (2 * 9 - 1, 2 * 9 - 1)
+    assert np.ma.getmaskarray(mosaic)[8].all()  # a blank gap between the rows of tiles
+    # Reconstructions are clipped to the originals' range; bce models to [0, 1].
+    reconstruction = ReconstructionDisplay(X[:3], overshoot[:3], image_shape=(8, 8)).plot()
+    assert reconstruction.ax_.images[0].get_clim() == (X[:3].min(), X[:3].max())
+    bce = tiny(VAETransformer, reconstruction_loss="bce", max_iter=2).fit(X)
+    assert SampleDisplay.from_estimator(bce, 4, image_shape=(8, 8)).ax_.images[0].get_clim() == (0, 1)
+    own = SampleDisplay.from_estimator(fitted["ae"], 4, image_shape=(8, 8), random_state=0)
+    samples = fitted["ae"].sample(4, random_state=0)
+    assert own.ax_.images[0].get_clim() == pytest.approx((samples.min(), samples.max()))
+    rgb = SampleDisplay(np.full((1, 3 * 2 * 2), 5.0), image_shape=(3, 2, 2)).plot(value_range=(0, 10))
+    assert np.allclose(rgb.ax_.images[0].get_array(), 0.5)  # 5 on (0, 10) is half way
+    with pytest.raises(ValueError, match="value_range"):
+        SampleDisplay(X[:4], image_shape=(8, 8)).plot(value_range=(1, 0))
+
+
+def test_latent_manifold_ticks_are_round_code_values(fitted):
+    display = LatentManifoldDisplay.from_estimator(fitted["ae"], image_shape=(8, 8), n_per_side=7)
+    for axis, grid in ((display.ax_.xaxis, display.grid_x), (display.ax_.yaxis, display.grid_y)):
+        labels = _labels(axis)
+        values = [float(label) for label in labels]
+        assert 2 <= len(labels) <= 6
+        assert all("e" not in label and label != "-0" for label in labels)
+        assert min(values) >= grid.min() - 1e-9 and max(values) <= grid.max() + 1e-9
+        steps = np.diff(sorted(values))
+        assert np.allclose(steps, steps[0])
+    # A grid whose middle value is -1.4e-16 is ticked "0", and positions follow the values.
+    images = np.zeros((9, 64))
+    grid = np.linspace(-1, 1, 3) - 1.4e-16
+    manual = LatentManifoldDisplay(images, grid, grid, (8, 8)).plot()
+    assert "0" in _labels(manual.ax_.xaxis) or "0.0" in _labels(manual.ax_.xaxis)
+    x_ticks = dict(zip(_labels(manual.ax_.xaxis), manual.ax_.get_xticks()))
+    assert x_ticks[min(x_ticks, key=float)] == pytest.approx(3.5)  # centre of the first tile
+    y_ticks = dict(zip(map(float, _labels(manual.ax_.yaxis)), manual.ax_.get_yticks()))
+    assert y_ticks[max(y_ticks)] < y_ticks[min(y_ticks)]  # the highest value at the top
+
+
+def test_loss_curve_with_validation_keeps_both_axis_labels_inside_the_figure(fitted):
+    display = LossCurveDisplay.from_estimator(fitted["vae"])
+    figure = display.figure_
+    figure.canvas.draw()
+    inside = figure.bbox
+    for label in (display.ax_.yaxis.label, display.ax_validation_.yaxis.label):
+        extent = label.get_window_extent()
+        assert inside.x0 <= extent.x0 and extent.x1 <= inside.x1, label.get_text()
