@@ -110,3 +110,22 @@ def test_python_dash_m_skae(tmp_path):
     )
     assert result.returncode == 2
     assert "no such file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_compare_reducers_reports_sample_quality_for_reducers_that_sample(digits):
+    from sklearn.mixture import GaussianMixture
+
+    from skae.metrics import _sampling_scores
+
+    X, y = digits
+    table = compare_reducers(X, y, n_components=(2,), random_state=0, **FAST)
+    sampling = ["sample_precision", "sample_recall", "sample_coverage", "latent_holes",
+                "latent_reached"]
+    pca = table[table["reducer"] == "PCA"][sampling].to_numpy()
+    assert np.isnan(pca).all()  # PCA cannot sample
+    models = table[table["reducer"] != "PCA"][sampling].to_numpy()
+    assert np.isfinite(models).all() and ((models >= 0) & (models <= 1)).all()
+    # scikit-learn's mixtures sample too (without random_state, returning labels as well).
+    mixture = GaussianMixture(2, random_state=0).fit(X[:300])
+    scores = _sampling_scores(mixture, X[:300], X[300:])
+    assert 0 <= scores["sample_coverage"] <= 1 and np.isnan(scores["latent_holes"])
