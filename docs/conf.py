@@ -38,7 +38,8 @@ extensions = [
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "images/README.md"]
+# sampling_table.rst is written by _write_sampling_table and included by the user guide.
+exclude_patterns = ["_build", "images/README.md", "user_guide/sampling_table.rst"]
 templates_path = ["_templates"]
 
 # API pages: one page per public name, generated from the docstrings.
@@ -92,5 +93,38 @@ def _skip_scikit_learn_members(app, what, name, obj, skip, options):
     return skip
 
 
+_SAMPLING_TABLE = Path(__file__).resolve().parent / "user_guide" / "sampling_table.rst"
+
+
+def _write_sampling_table(app):
+    """Measure the samplers for the user guide's table, and check the guide's claims on it.
+
+    Runs ``benchmarks/bench_samples.py``'s measurement (one seed, 2 and 8
+    components, the estimators' default settings) and writes the table that
+    ``user_guide/autoencoders.rst`` includes. The guide states the benchmark's
+    ``CLAIMS``; if the table built here contradicts one, the build fails rather
+    than publish a sentence the numbers do not support.
+    """
+    import importlib.util
+
+    from sphinx.errors import ExtensionError
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_samples.py"
+    spec = importlib.util.spec_from_file_location("bench_samples", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    means, failures, _ = bench.run([0], [2, 8], {"device": "cpu"}, verbose=False)
+    if failures:
+        raise ExtensionError(
+            "The user guide's claims about sampling do not hold on the table the build "
+            "measured:\n" + "\n".join(failures)
+        )
+    _SAMPLING_TABLE.write_text(
+        bench.rst_table(means, title="Samples of each generator against the 1,257 training "
+                        "images (seed 0)")
+    )
+
+
 def setup(app):
     app.connect("autodoc-skip-member", _skip_scikit_learn_members)
+    app.connect("builder-inited", _write_sampling_table)

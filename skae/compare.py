@@ -140,8 +140,9 @@ def compare_reducers(
         (``"accuracy"``, ``"r2"`` or None), ``downstream_score``, and for
         reducers that can ``sample`` (NaN for the others, such as PCA):
         ``sample_precision``, ``sample_recall`` and ``sample_coverage`` of as
-        many samples as held-out rows, against the held-out rows
-        (:func:`skae.metrics.sample_quality`), and for skae's estimators
+        many samples as held-out rows, against the held-out rows (at most
+        2,000, drawn at random; :func:`skae.metrics.sample_quality`), and for
+        skae's estimators
         ``latent_holes`` and ``latent_reached``, where their latent draws fall
         against the training rows' codes (:func:`skae.metrics.latent_coverage`).
 

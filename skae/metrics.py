@@ -20,6 +20,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from scipy.spatial.distance import cdist
+from scipy.special import expit
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 from sklearn.utils.validation import check_array, check_is_fitted
@@ -31,7 +32,7 @@ _BLOCK_VALUES = 4 * 1024 * 1024
 
 _MLP_ACTIVATIONS = {
     "identity": lambda a: a,
-    "logistic": lambda a: 1.0 / (1.0 + np.exp(-a)),
+    "logistic": expit,
     "tanh": np.tanh,
     "relu": lambda a: np.maximum(a, 0.0),
 }
@@ -134,7 +135,7 @@ def _frechet(real, generated):
     cov_real = np.atleast_2d(np.cov(real, rowvar=False))
     cov_generated = np.atleast_2d(np.cov(generated, rowvar=False))
     # Tr((S1 S2)^(1/2)) as the trace of the symmetric S1^(1/2) S2 S1^(1/2)'s square root:
-    # symmetric eigendecompositions only, stable where scipy's sqrtm is not.
+    # symmetric eigendecompositions only, which stay real where scipy's sqrtm can turn complex.
     eigenvalues, eigenvectors = np.linalg.eigh(cov_real)
     root_real = (eigenvectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ eigenvectors.T
     product = root_real @ cov_generated @ root_real
@@ -221,7 +222,10 @@ def sample_quality(X_real, X_generated, *, n_neighbors=5, features=None):
 
     Precision, recall and coverage lie in [0, 1], higher is better; density
     is at least 0. Recall and coverage grow with the number of generated
-    rows: compare generators with the same number of samples.
+    rows: compare generators with the same number of samples. All pairwise
+    distances are computed (in blocks, so memory stays small): the time grows
+    with ``n_real * (n_real + n_generated) + n_generated ** 2``; subsample
+    sets of many tens of thousands of rows.
 
     Parameters
     ----------
@@ -383,13 +387,19 @@ def latent_coverage(estimator, X, *, n_draws=None, quantile=0.95, random_state=N
     return {"holes": float(in_hole.mean()), "reached": float(reached.mean())}
 
 
+# compare_reducers measures sampling on at most this many rows: the measures' cost
+# grows with the square of the rows.
+_MAX_SAMPLING_ROWS = 2000
+
+
 def _sampling_scores(model, X_train, X_held_out, *, random_state=None):
-    """Sample precision, recall and coverage against held-out rows, and latent holes.
+    """Sample precision, recall and coverage against held-out rows, and latent shares.
 
     For :func:`skae.compare_reducers`: NaN for what ``model`` cannot do (PCA
     cannot sample; only skae's estimators have latent draws) or what the data
     is too small for. As many samples as held-out rows, so that recall and
-    coverage compare like with like across models.
+    coverage compare like with like across models; at most
+    ``_MAX_SAMPLING_ROWS`` rows of each set, drawn at random.
     """
     scores = dict.fromkeys(
         ("sample_precision", "sample_recall", "sample_coverage", "latent_holes", "latent_reached"),
@@ -398,8 +408,14 @@ def _sampling_scores(model, X_train, X_held_out, *, random_state=None):
     n_neighbors = 5
     if not hasattr(model, "sample") or len(X_held_out) <= n_neighbors:
         return scores
+    rng = check_random_state(random_state)
+    X_train, X_held_out = (
+        X[rng.choice(len(X), _MAX_SAMPLING_ROWS, replace=False)]
+        if len(X) > _MAX_SAMPLING_ROWS else X
+        for X in (X_train, X_held_out)
+    )
     if "random_state" in inspect.signature(model.sample).parameters:
-        samples = model.sample(len(X_held_out), random_state=random_state)
+        samples = model.sample(len(X_held_out), random_state=rng)
     else:
         samples = model.sample(len(X_held_out))
     if isinstance(samples, tuple):  # scikit-learn's mixtures return (X, labels)
@@ -409,6 +425,6 @@ def _sampling_scores(model, X_train, X_held_out, *, random_state=None):
     scores["sample_recall"] = quality["recall"]
     scores["sample_coverage"] = quality["coverage"]
     if hasattr(model, "_draw_latent") and len(X_train) >= 2:
-        shares = latent_coverage(model, X_train, random_state=random_state)
+        shares = latent_coverage(model, X_train, random_state=rng)
         scores["latent_holes"], scores["latent_reached"] = shares["holes"], shares["reached"]
     return scores

@@ -302,8 +302,8 @@ class LatentSpaceDisplay:
         ax.set_ylabel(self.axis_labels[1])
         title = self.estimator_name or ""
         if self.holes_ is not None:
-            title += (f"{chr(10) if title else ''}{self.holes_:.0%} of draws in holes, "
-                      f"{self.reached_:.0%} of codes reached")
+            shares = f"{self.holes_:.0%} of draws in holes, {self.reached_:.0%} of codes reached"
+            title = f"{title}\n{shares}" if title else shares
         if title:
             ax.set_title(title)
         self.figure_, self.ax_ = figure, ax
@@ -451,8 +451,9 @@ class ReconstructionDisplay:
         cmap : str or Colormap, default="gray_r"
             Colour map of grey images.
         value_range : tuple of float or None, default=None
-            ``(low, high)``: grey levels are clipped to it (default: the originals' range).
-            RGB images are rescaled from it (default [0, 1]) and clipped.
+            ``(low, high)``: grey levels are clipped to it (default: the
+            originals' range). RGB images are rescaled from it (default [0, 1])
+            and clipped.
 
         Returns
         -------
@@ -469,9 +470,10 @@ class ReconstructionDisplay:
         shape = _resolve_image_shape(self.image_shape, originals.shape[1])
         prefix = f"{self.estimator_name}: " if self.estimator_name else ""
         if shape is not None:
-            value_range = _check_value_range(value_range) or (originals.min(), originals.max())
-            if value_range[0] == value_range[1]:  # constant originals: nothing to clip to
-                value_range = None
+            value_range = _check_value_range(value_range)
+            # Grey originals set the range by default; RGB ones are taken to be in [0, 1].
+            if value_range is None and shape[0] == 1 and originals.min() < originals.max():
+                value_range = (originals.min(), originals.max())
             tiles = np.concatenate([originals, reconstructions])
             _show_mosaic(ax, _mosaic(tiles, shape, len(originals), value_range), cmap,
                          value_range)
@@ -510,9 +512,10 @@ class ReconstructionDisplay:
         ax : matplotlib Axes, default=None
         cmap : str or Colormap, default="gray_r"
         value_range : tuple of float or None, default=None
-            ``(low, high)``: grey levels are clipped to it (default: [0, 1] for a
-            ``reconstruction_loss="bce"`` model, else the drawn originals' range).
-            RGB images are rescaled from it (default [0, 1]) and clipped.
+            ``(low, high)``: grey levels are clipped to it (default: [0, 1] for
+            a ``reconstruction_loss="bce"`` model, else the drawn originals'
+            range). RGB images are rescaled from it (default [0, 1]) and
+            clipped.
 
         Returns
         -------
@@ -580,9 +583,9 @@ class SampleDisplay:
         ax : matplotlib Axes, default=None
         cmap : str or Colormap, default="gray_r"
         value_range : tuple of float or None, default=None
-            ``(low, high)``: grey levels (and the tabular heat map) are clipped to it (default: the samples' own
-            range, nothing clipped).
-            RGB images are rescaled from it (default [0, 1]) and clipped.
+            ``(low, high)``: grey levels (and the tabular heat map) are clipped
+            to it (default: the samples' own range, nothing clipped). RGB
+            images are rescaled from it (default [0, 1]) and clipped.
 
         Returns
         -------
@@ -624,10 +627,11 @@ class SampleDisplay:
         ax : matplotlib Axes, default=None
         cmap : str or Colormap, default="gray_r"
         value_range : tuple of float or None, default=None
-            ``(low, high)``: grey levels (and the tabular heat map) are clipped to it (default: [0, 1] for a
-            ``reconstruction_loss="bce"`` model, whose data lies there; else
-            the samples' own range: give the training data's range).
-            RGB images are rescaled from it (default [0, 1]) and clipped.
+            ``(low, high)``: grey levels (and the tabular heat map) are clipped
+            to it (default: [0, 1] for a ``reconstruction_loss="bce"`` model,
+            whose data lies there; else the samples' own range: give the
+            training data's range). RGB images are rescaled from it (default
+            [0, 1]) and clipped.
 
         Returns
         -------
@@ -696,9 +700,9 @@ class LatentManifoldDisplay:
         ax : matplotlib Axes, default=None
         cmap : str or Colormap, default="gray_r"
         value_range : tuple of float or None, default=None
-            ``(low, high)``: grey levels are clipped to it (default: the images' own
-            range, nothing clipped).
-            RGB images are rescaled from it (default [0, 1]) and clipped.
+            ``(low, high)``: grey levels are clipped to it (default: the
+            images' own range, nothing clipped). RGB images are rescaled from
+            it (default [0, 1]) and clipped.
 
         Returns
         -------
@@ -747,10 +751,10 @@ class LatentManifoldDisplay:
         ax : matplotlib Axes, default=None
         cmap : str or Colormap, default="gray_r"
         value_range : tuple of float or None, default=None
-            ``(low, high)``: grey levels are clipped to it (default: [0, 1] for a
-            ``reconstruction_loss="bce"`` model, whose data lies there; else
-            the images' own range: give the training data's range).
-            RGB images are rescaled from it (default [0, 1]) and clipped.
+            ``(low, high)``: grey levels are clipped to it (default: [0, 1] for
+            a ``reconstruction_loss="bce"`` model, whose data lies there; else
+            the images' own range: give the training data's range). RGB images
+            are rescaled from it (default [0, 1]) and clipped.
 
         Returns
         -------

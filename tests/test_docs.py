@@ -12,6 +12,7 @@ import pytest
 
 import skae
 import skae.cluster
+import skae.metrics
 import skae.plotting
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -20,6 +21,7 @@ PUBLIC = {
     **{f"skae.{name}": getattr(skae, name) for name in skae.__all__ if name != "__version__"},
     **{f"skae.plotting.{name}": getattr(skae.plotting, name) for name in skae.plotting.__all__},
     **{f"skae.cluster.{name}": getattr(skae.cluster, name) for name in skae.cluster.__all__},
+    **{f"skae.metrics.{name}": getattr(skae.metrics, name) for name in skae.metrics.__all__},
 }
 
 

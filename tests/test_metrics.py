@@ -196,3 +196,18 @@ def test_holes_and_reach_tell_a_missing_sampler_from_a_faithful_one():
     on_ring = codes + rng.normal(scale=0.01, size=codes.shape)
     in_hole, reached = _latent_neighbourhoods(codes, on_ring, 0.95)
     assert not in_hole.any() and reached.mean() > 0.9
+
+
+def test_sampling_scores_measure_large_data_on_a_subsample(monkeypatch, digits):
+    import skae.metrics as metrics
+
+    X, _ = digits
+    ae = tiny(AutoencoderTransformer, max_iter=2).fit(X)
+    seen = []
+    real_quality = metrics.sample_quality
+    monkeypatch.setattr(metrics, "_MAX_SAMPLING_ROWS", 50)
+    monkeypatch.setattr(metrics, "sample_quality",
+                        lambda real, generated, **kw: seen.append((len(real), len(generated)))
+                        or real_quality(real, generated, **kw))
+    scores = metrics._sampling_scores(ae, X[:300], X[300:], random_state=0)
+    assert seen == [(50, 50)] and np.isfinite(list(scores.values())).all()

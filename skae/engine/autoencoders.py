@@ -33,9 +33,10 @@ def score_noise(n_components):
     Standard-normal draws from a fixed seed, made exact in their first two
     moments: whitened so that their second moment is the identity, then paired
     with their negatives, so the mean is exactly zero (and so are all odd
-    moments). Eight plain draws read the ELBO 0.3 to 0.5 nats off on the
-    digits, depending on the draws; these are within 0.05 nats of a Monte Carlo
-    estimate with 1,024 independent draws per row (``tests/test_scores.py``).
+    moments). On the digits these are within 0.05 nats per row of a Monte
+    Carlo estimate with 4,096 draws, where the 8 plain draws skae used before
+    were 0.29 to 0.55 nats low, and other plain draws of that size err by up to
+    1.1 nats either way (``benchmarks/bench_scores.py``).
     """
     half = torch.randn(
         (n_score_draws(n_components) // 2, n_components),
