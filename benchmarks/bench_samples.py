@@ -28,6 +28,7 @@ it: see the docs).
 """
 
 import argparse
+import re
 import sys
 import warnings
 
@@ -225,7 +226,8 @@ def rst_table(means_by_size, *, title):
     header = ["n_components", "generator", *COLUMNS.values()]
     lines = [f".. list-table:: {title}", "   :header-rows: 1", "   :widths: auto", ""]
     for row in [header] + [
-        [str(k), name, *(_cell(values[key], blank="n/a") for key in COLUMNS)]
+        [str(k), re.sub(r'(latent_sampler="\w+")', r"``\1``", name),
+         *(_cell(values[key], blank="n/a") for key in COLUMNS)]
         for k, means in means_by_size.items()
         for name, values in means.items()
     ]:
