@@ -226,7 +226,9 @@ def _network(graph, module, x, rank, where, n_components):
         y = _activation(graph, module, x)
         if y is not None:
             return y, rank
-    raise _Unconvertible(f"{where} (a {kind.__name__} on {rank}-d input)")
+    if kind in (GaussianEncoder, nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Unflatten, nn.Flatten):
+        raise _Unconvertible(f"{where} (a {kind.__name__} with these settings, on {rank}-d input)")
+    raise _Unconvertible(f"{where} (a {kind.__name__})")
 
 
 def _fitted_reconstruction_loss(estimator):
