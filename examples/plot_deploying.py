@@ -21,12 +21,17 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
+import skl2onnx
+import skops.io
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
 
+import skae
+import skae.onnx  # registers skae's converters with skl2onnx
 from skae import AutoencoderTransformer
 
 X, y = load_digits(return_X_y=True)
@@ -56,10 +61,6 @@ print(f"training accuracy: {pipe.score(X, y):.3f}")
 # that is skae's estimator alone; ``skae.skops_trusted_types()`` names skae's
 # classes, and trusting them is safe: skae rebuilds its estimators from plain
 # data (numbers, strings, arrays), never from code in the file.
-import skops.io
-
-import skae
-
 folder = Path(tempfile.mkdtemp())
 skops.io.dump(pipe, folder / "pipe.skops")
 print("untrusted types in the file:", skops.io.get_untrusted_types(file=folder / "pipe.skops"))
@@ -70,13 +71,9 @@ print("codes identical:", np.array_equal(loaded[:-1].transform(X), pipe[:-1].tra
 # %%
 # ONNX: the whole pipeline as a graph
 # -----------------------------------
-# ``import skae.onnx`` registers skae's converters with skl2onnx; the pipeline
-# then exports like any other. ``X[:1]`` fixes the input type (float32).
-import onnxruntime
-import skl2onnx
-
-import skae.onnx
-
+# ``import skae.onnx`` (at the top) registers skae's converters with skl2onnx;
+# the pipeline then exports like any other. ``X[:1]`` fixes the input type
+# (float32).
 model = skl2onnx.to_onnx(pipe, X[:1], options={"zipmap": False})
 session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 labels, probabilities = session.run(None, {session.get_inputs()[0].name: X})

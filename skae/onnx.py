@@ -354,10 +354,9 @@ def inverse_transform_to_onnx(estimator, *, dtype=np.float32, target_opset=None)
         raise TypeError(f"inverse_transform_to_onnx exports skae estimators, got a {type(estimator).__name__}.")
     dtype = _graph_dtype(dtype)
     opset = get_latest_tested_opset_version() if target_opset is None else target_opset
-    if isinstance(opset, bool) or not isinstance(opset, int) or not _MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
-        raise ValueError(
-            f"target_opset must be an int from {_MIN_OPSET} to {onnx.defs.onnx_opset_version()}, got {target_opset!r}."
-        )
+    newest = onnx.defs.onnx_opset_version()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not _MIN_OPSET <= opset <= newest:
+        raise ValueError(f"target_opset must be an int from {_MIN_OPSET} to {newest}, got {target_opset!r}.")
     graph = _StandaloneGraph(dtype)
     output = _add_network(graph, estimator, "decoder_", "X")
     if _fitted_reconstruction_loss(estimator) == "bce":

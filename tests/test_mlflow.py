@@ -9,7 +9,6 @@ import pytest
 from numpy.testing import assert_array_equal
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 import skae
 from skae import VAETransformer
@@ -18,7 +17,7 @@ from .helpers import tiny
 
 mlflow = pytest.importorskip("mlflow")
 pytest.importorskip("skops")
-import mlflow.sklearn  # noqa: E402
+mlflow_sklearn = pytest.importorskip("mlflow.sklearn")
 
 pytestmark = pytest.mark.filterwarnings("ignore")  # mlflow's deprecation and version notices
 
@@ -36,27 +35,16 @@ def tracking(tmp_path, monkeypatch):
     return uri
 
 
-@pytest.fixture
-def pipeline(digits):
-    X, y = digits
-    return Pipeline(
-        [
-            ("scale", StandardScaler()),
-            ("reduce", tiny(VAETransformer, n_components=3)),
-            ("classify", LogisticRegression(max_iter=200)),
-        ]
-    ).fit(X, y)
-
-
 def test_default_log_model_names_the_types_to_trust(tracking, pipeline):
-    with mlflow.start_run(), pytest.raises(mlflow.exceptions.MlflowException, match=r"skops_trusted_types.*skae\.vae\.VAETransformer"):
-        mlflow.sklearn.log_model(pipeline, name="model")
+    refusal = r"skops_trusted_types.*skae\.vae\.VAETransformer"
+    with mlflow.start_run(), pytest.raises(mlflow.exceptions.MlflowException, match=refusal):
+        mlflow_sklearn.log_model(pipeline, name="model")
 
 
 def test_logged_pipeline_loads_identically_in_a_fresh_process(tracking, pipeline, digits, tmp_path):
     X, _ = digits
     with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
+        info = mlflow_sklearn.log_model(
             pipeline,
             name="model",
             skops_trusted_types=skae.skops_trusted_types(),
@@ -85,12 +73,12 @@ np.savez({str(tmp_path / "out.npz")!r}, labels=pipe.predict(X), proba=pipe.predi
 
 def test_autolog_records_skae_parameters_of_a_pipeline(tracking, digits):
     X, y = digits
-    mlflow.sklearn.autolog(log_models=False, log_datasets=False)
+    mlflow_sklearn.autolog(log_models=False, log_datasets=False)
     try:
-        pipe = Pipeline([("reduce", tiny(VAETransformer, n_components=3, beta=0.5)), ("classify", LogisticRegression())])
-        pipe.fit(X, y)
+        reducer = tiny(VAETransformer, n_components=3, beta=0.5)
+        Pipeline([("reduce", reducer), ("classify", LogisticRegression())]).fit(X, y)
     finally:
-        mlflow.sklearn.autolog(disable=True)
+        mlflow_sklearn.autolog(disable=True)
     run = mlflow.last_active_run()
     params = run.data.params
     assert params["reduce__n_components"] == "3" and params["reduce__beta"] == "0.5"

@@ -9,9 +9,6 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_array_equal
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 import skae
 from skae import AutoencoderTransformer, VAETransformer
@@ -21,18 +18,6 @@ from .helpers import ESTIMATORS, tiny
 sio = pytest.importorskip("skops.io")
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-@pytest.fixture
-def pipeline(digits):
-    X, y = digits
-    return Pipeline(
-        [
-            ("scale", StandardScaler()),
-            ("reduce", tiny(VAETransformer, n_components=3)),
-            ("classify", LogisticRegression(max_iter=200)),
-        ]
-    ).fit(X, y)
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
