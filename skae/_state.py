@@ -297,7 +297,7 @@ class _Reader:
             return value
         if kind is list:
             return [self.value(item, f"{where}[{i}]") for i, item in enumerate(value)]
-        if kind is np.ndarray:
+        if isinstance(value, np.ndarray):  # joblib may hand over read-only memmaps
             if not _plain_number_dtype(value.dtype):
                 self.fail(where, f"holds an array of dtype {value.dtype}")
             return np.array(value, copy=True)
@@ -347,7 +347,7 @@ class _Reader:
 
     def _tensor(self, value, where):
         array = value["array"]
-        if type(array) is not np.ndarray:
+        if not isinstance(array, np.ndarray):
             self.fail(where, "holds a tensor that is not an array")
         return torch.from_numpy(self.value(array, where))
 
@@ -532,8 +532,8 @@ def _load_weights(network, weights, where):
     """``network`` (on the meta device) with ``weights`` (arrays) as its parameters and buffers."""
     tensors = {}
     for key, array in weights.items():
-        if type(array) is not np.ndarray or array.dtype not in _WEIGHT_DTYPES:
-            kind = array.dtype if type(array) is np.ndarray else type(array).__name__
+        if not isinstance(array, np.ndarray) or array.dtype not in _WEIGHT_DTYPES:
+            kind = array.dtype if isinstance(array, np.ndarray) else type(array).__name__
             raise InvalidStateError(f"{where} has weights {key!r} of type {kind}, not float32 or float64")
         tensors[key] = torch.from_numpy(np.array(array, copy=True))
     try:

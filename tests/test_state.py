@@ -63,12 +63,13 @@ def test_state_is_plain_data_and_restores_exactly(cls, params, digits, tmp_path)
     before = copy.deepcopy(state)
     est.partial_fit(X)
     assert_array_equal(state["networks"]["encoder_"]["0.mean"], before["networks"]["encoder_"]["0.mean"])
-    for route in ("pickle", "joblib", "deepcopy", "copy"):
+    joblib.dump(est, tmp_path / "m.joblib")
+    for route in ("pickle", "joblib", "joblib memmap", "deepcopy", "copy"):
         if route == "pickle":
             loaded = pickle.loads(pickle.dumps(est))
-        elif route == "joblib":
-            joblib.dump(est, tmp_path / "m.joblib")
-            loaded = joblib.load(tmp_path / "m.joblib")
+        elif route.startswith("joblib"):
+            # With mmap_mode, joblib hands the arrays over as read-only memmaps.
+            loaded = joblib.load(tmp_path / "m.joblib", mmap_mode="r" if "memmap" in route else None)
         else:
             loaded = getattr(copy, route)(est)
         _assert_same_outputs(loaded, est, X)
