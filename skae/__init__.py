@@ -2,7 +2,7 @@
 
 from .autoencoder import AutoencoderTransformer
 from .compare import compare_reducers
-from .persistence import load, save
+from .persistence import load, save, skops_trusted_types
 from .vae import VAETransformer
 
 __version__ = "0.1.0"
@@ -14,4 +14,5 @@ __all__ = [
     "compare_reducers",
     "load",
     "save",
+    "skops_trusted_types",
 ]

@@ -28,7 +28,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from torch import nn
 
-from . import _images, _sparse, _user_networks
+from . import _images, _sparse, _state, _user_networks
 from ._finite import all_finite, check_finite_output
 from .engine.batches import SparseRows
 from .engine.conv import build_conv_decoder, build_conv_encoder
@@ -1108,30 +1108,41 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _n_features_out(self):
         return self.n_components_
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # The classes that pickles, skops files and .skae files may name.
+        _state.register_estimator_class(cls)
+
+    def _empty_networks(self):
+        """The fitted networks skae built, on the meta device, for their weights to be loaded into.
+
+        Built from the fitted architecture (not the current parameters) as fit
+        built them; None in place of a network the user supplied.
+        """
+        fitted = dict(zip(_ARCHITECTURE_PARAMETERS, self._fitted_architecture))
+        user_encoder, user_decoder = fitted.pop("encoder") is not None, fitted.pop("decoder") is not None
+        if user_encoder and user_decoder:
+            return None, None
+        if fitted["conv_channels"] is None:
+            del fitted["conv_channels"]
+        builder = type(self)().set_params(**fitted)
+        with torch.device("meta"):
+            encoder, decoder = builder._build_networks(
+                self.n_features_in_, builder._hidden_layer_sizes(), self.image_shape_
+            )
+            return builder._wrap_networks(
+                None if user_encoder else encoder,
+                None if user_decoder else decoder,
+                np.zeros(self.n_features_in_),
+                1.0,
+            )
+
     def __getstate__(self):
-        # object.__getstate__ returns the instance's own __dict__: copy before editing.
-        state = dict(super().__getstate__())
-        # Pickles hold CPU tensors so that a model trained on a GPU loads anywhere.
-        for name in ("encoder_", "decoder_"):
-            module = state.get(name)
-            if module is not None and next(module.parameters(), torch.empty(0)).device.type != "cpu":
-                state[name] = copy.deepcopy(module).cpu()
-        if state.get("_optimizer_state") is not None:
-            state["_optimizer_state"] = _to_cpu(state["_optimizer_state"])
-        return state
+        # Plain data only (arrays, numbers, strings): see skae._state.
+        return _state.estimator_state(self)
 
     def __setstate__(self, state):
-        super().__setstate__(state)
-        device = getattr(self, "device_", None)
-        if device is None or device.type == "cpu":
-            return
-        try:
-            resolve_device(device)
-        except ValueError:
-            self.device_ = torch.device("cpu")
-            return
-        self.encoder_.to(device)
-        self.decoder_.to(device)
+        _state.restore_estimator(self, state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1167,12 +1178,3 @@ def _allocate(network, hidden_layer_sizes):
             "one network), more memory than is available. Use smaller hidden layers."
         ) from None
 
-
-def _to_cpu(value):
-    if isinstance(value, torch.Tensor):
-        return value.cpu()
-    if isinstance(value, dict):
-        return {key: _to_cpu(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu(item) for item in value)
-    return value

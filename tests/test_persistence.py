@@ -54,6 +54,11 @@ def _edit_document(data, edit):
     return _with_header(data, header)
 
 
+def _edit_state(data, edit):
+    """``data`` with ``edit`` applied to the estimator's state in its JSON document."""
+    return _edit_document(data, lambda document: edit(document["state"]))
+
+
 @pytest.fixture
 def fitted_file(tmp_path, X_small):
     def make(cls, **params):
@@ -126,9 +131,9 @@ def test_unfitted_estimator_round_trips_its_parameters(cls, tmp_path):
 
 def test_gpu_trained_model_loads_on_the_cpu(fitted_file, monkeypatch, X_small):
     est, path = fitted_file(AutoencoderTransformer)
-    data = _edit_document(
+    data = _edit_state(
         path.read_bytes(),
-        lambda doc: doc["attributes"].update(device_={"__skae__": "device", "value": "cuda:0"}),
+        lambda state: state["attributes"].update(device_={"__skae__": "device", "value": "cuda:0"}),
     )
     path.write_bytes(data)
     if torch.cuda.is_available():
@@ -153,7 +158,7 @@ def test_file_records_versions(fitted_file):
 def test_unstorable_parameter_is_a_clear_error(tmp_path):
     est = AutoencoderTransformer()
     est.device = torch.nn.Linear(2, 2)  # what a user module parameter would look like
-    with pytest.raises(TypeError, match="parameter 'device' holds a Linear.*pickle"):
+    with pytest.raises(TypeError, match="parameter 'device' holds a .*Linear.*only pickle and joblib"):
         est.save(tmp_path / "m.skae")
     assert os.listdir(tmp_path) == []  # nothing half-written left behind
 
@@ -206,11 +211,11 @@ def test_planted_pickle_payload_is_refused_and_runs_nothing(plant, fitted_file, 
         header["__metadata__"]["skae"] = payload
         data = _with_header(data, header)
     elif plant == "attribute":
-        data = _edit_document(data, lambda d: d["attributes"].update(latent_mean_=payload.encode("latin-1").hex()))
+        data = _edit_state(data, lambda d: d["attributes"].update(latent_mean_=payload.encode("latin-1").hex()))
     elif plant == "parameter":
-        data = _edit_document(data, lambda d: d["params"].update(activation=payload))
+        data = _edit_state(data, lambda d: d["params"].update(activation=payload))
     elif plant == "typed_value":
-        data = _edit_document(
+        data = _edit_state(
             data, lambda d: d["attributes"].update(n_iter_={"__skae__": "pickle", "data": payload})
         )
     elif plant == "tensor_bytes":
@@ -250,18 +255,33 @@ def test_missing_truncated_and_corrupted_files(fitted_file, tmp_path):
 @pytest.mark.parametrize(
     "edit, match",
     [
-        (lambda d: d.update(format_version=FORMAT_VERSION + 1), "reads up to version"),
+        (lambda d: d.update(format_version=FORMAT_VERSION + 1), "reads version 2 only. Upgrade"),
+        (lambda d: d.update(format_version=1), "format version 1; this skae reads version 2"),
         (lambda d: d.update({"class": "os.system"}), "unknown estimator class 'os.system'"),
-        (lambda d: d["params"].update(n_components=-3), "invalid parameters.*n_components"),
-        (lambda d: d["params"].update(not_a_param=1), "invalid parameters.*not_a_param"),
-        (lambda d: d["attributes"].update(transform=1), "attribute 'transform' is not"),
-        (lambda d: d["attributes"].update(__class__=1), "attribute '__class__' is not"),
-        (lambda d: d["attributes"].update(n_iter_={"x": 1}), "untagged dict"),
-        (lambda d: d["networks"].pop("decoder_"), "not the encoder and decoder"),
+        (lambda d: d.update(state=[]), "state is not a skae AutoencoderTransformer's"),
+        (lambda d: d["state"].update(skae_state=2), "layout version 2"),
+        (lambda d: d["state"].update(extra={}), "unknown sections"),
+        (lambda d: d["state"]["params"].update(n_components=-3), "invalid parameters.*n_components"),
+        (lambda d: d["state"]["params"].update(not_a_param=1), "invalid parameters.*not_a_param"),
+        (lambda d: d["state"]["attributes"].update(transform=1), "attribute 'transform' is not"),
+        (lambda d: d["state"]["attributes"].update(__class__=1), "attribute '__class__' is not"),
+        (lambda d: d["state"]["attributes"].update(n_iter_={"__skae__": "tuple"}), "malformed 'tuple'"),
+        (lambda d: d["state"]["attributes"].update(n_iter_={"__skae__": "eval"}), "unknown type tag 'eval'"),
+        (lambda d: d["state"]["networks"].pop("decoder_"), "not the encoder and decoder"),
         (
-            lambda d: d["attributes"].update(
+            lambda d: d["state"]["networks"]["encoder_"].update(
+                renamed=d["state"]["networks"]["encoder_"].pop("0.mean")
+            ),
+            "does not match its architecture",
+        ),
+        (
+            lambda d: d["state"]["attributes"].update(
                 _fitted_architecture={"__skae__": "tuple", "items": [9, [4], "relu", "mse"]}
             ),
+            "fitted architecture cannot be built",
+        ),
+        (
+            lambda d: d["state"]["attributes"]["_fitted_architecture"]["items"].__setitem__(0, 9),
             "does not match its architecture",
         ),
     ],

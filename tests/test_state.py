@@ -1,0 +1,179 @@
+"""The plain-data state behind pickle, joblib, copy, skops and .skae files (skae._state)."""
+
+import ast
+import copy
+import pickle
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_array_equal
+from sklearn.mixture import GaussianMixture
+
+import skae
+from skae import AutoencoderTransformer, VAETransformer
+from skae._state import STATE_VERSION, InvalidStateError
+
+from .helpers import ESTIMATORS, tiny
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+_PLAIN = (type(None), bool, int, float, str)
+
+
+def _assert_plain(value, where="state"):
+    """Only dicts with string keys, lists, plain scalars and numeric NumPy arrays."""
+    if type(value) is dict:
+        for key, item in value.items():
+            assert type(key) is str, f"{where} has key {key!r}"
+            _assert_plain(item, f"{where}[{key!r}]")
+    elif type(value) is list:
+        for i, item in enumerate(value):
+            _assert_plain(item, f"{where}[{i}]")
+    elif type(value) is np.ndarray:
+        assert value.dtype.kind in "biuf", f"{where} is an array of {value.dtype}"
+    else:
+        assert type(value) in _PLAIN, f"{where} is a {type(value).__name__}"
+
+
+def _assert_same_outputs(loaded, est, X):
+    assert type(loaded) is type(est) and loaded.get_params().keys() == est.get_params().keys()
+    Z = est.transform(X)
+    assert_array_equal(loaded.transform(X), Z)
+    assert_array_equal(loaded.inverse_transform(Z), est.inverse_transform(Z))
+    assert_array_equal(loaded.score_samples(X), est.score_samples(X))
+    assert_array_equal(loaded.sample(5, random_state=1), est.sample(5, random_state=1))
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("params", [{}, dict(architecture="conv", conv_channels=(2,), image_shape=(1, 8, 8))])
+def test_state_is_plain_data_and_restores_exactly(cls, params, digits, tmp_path):
+    X = digits[0][:80]
+    est = tiny(cls, random_state=np.random.RandomState(3), **params).fit(X)
+    state = est.__getstate__()
+    _assert_plain(state)
+    assert state["skae_state"] == STATE_VERSION
+    assert set(state) == {"skae_state", "params", "attributes", "networks", "optimizer"}
+    assert state["params"].keys() == est.get_params().keys()
+    assert all(isinstance(weights, np.ndarray) for net in state["networks"].values() for weights in net.values())
+    assert state["attributes"]["device_"] == {"__skae__": "device", "value": "cpu"}
+    # The state is a copy: training the estimator further leaves it as it was.
+    before = copy.deepcopy(state)
+    est.partial_fit(X)
+    assert_array_equal(state["networks"]["encoder_"]["0.mean"], before["networks"]["encoder_"]["0.mean"])
+    joblib.dump(est, tmp_path / "m.joblib")
+    for route in ("pickle", "joblib", "joblib memmap", "deepcopy", "copy"):
+        if route == "pickle":
+            loaded = pickle.loads(pickle.dumps(est))
+        elif route.startswith("joblib"):
+            # With mmap_mode, joblib hands the arrays over as read-only memmaps.
+            loaded = joblib.load(tmp_path / "m.joblib", mmap_mode="r" if "memmap" in route else None)
+        else:
+            loaded = getattr(copy, route)(est)
+        _assert_same_outputs(loaded, est, X)
+        assert loaded._random_state is loaded.random_state  # one object, as in the original
+        assert loaded.encoder_ is not est.encoder_
+        # Training continues identically from the restored optimiser and random state.
+        twin = copy.deepcopy(est)
+        twin.partial_fit(X)
+        loaded.partial_fit(X)
+        assert_array_equal(loaded.transform(X), twin.transform(X))
+        assert loaded.loss_curve_ == twin.loss_curve_
+
+
+def test_unfitted_state_has_no_networks():
+    est = VAETransformer(n_components=3, hidden_layer_sizes=[5], device=torch.device("cpu"))
+    state = est.__getstate__()
+    _assert_plain(state)
+    assert state["networks"] is None and state["optimizer"] is None and state["attributes"] == {}
+    loaded = pickle.loads(pickle.dumps(est))
+    assert loaded.get_params() == est.get_params() and loaded.device == torch.device("cpu")
+
+
+def test_values_with_tags_round_trip(X_small):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X_small, columns=list("abcde"))
+    est = tiny(
+        AutoencoderTransformer, hidden_layer_sizes=(np.int64(7),), device=torch.device("cpu"),
+        latent_sampler=GaussianMixture(2, covariance_type="diag", random_state=4),
+    ).set_output(transform="pandas").fit(frame)
+    loaded = pickle.loads(pickle.dumps(est))
+    assert loaded.hidden_layer_sizes == (7,) and type(loaded.hidden_layer_sizes[0]) is np.int64
+    assert loaded.latent_sampler.get_params() == est.latent_sampler.get_params()
+    assert_array_equal(loaded.feature_names_in_, est.feature_names_in_)
+    assert loaded.feature_names_in_.dtype == est.feature_names_in_.dtype
+    assert list(loaded.transform(frame).columns) == list(est.get_feature_names_out())
+    assert_array_equal(loaded.sample(4, random_state=0), est.sample(4, random_state=0))
+
+
+def test_float64_networks_keep_their_dtype(X_small):
+    est = tiny(AutoencoderTransformer).fit(X_small)
+    est.encoder_.double()
+    est.decoder_.double()
+    loaded = pickle.loads(pickle.dumps(est))
+    assert next(loaded.encoder_.parameters()).dtype == torch.float64
+    _assert_same_outputs(loaded, est, X_small)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_user_networks_keep_working_with_pickle_and_say_what_else_cannot(cls, X_small, tmp_path):
+    n_out = 4 if cls is VAETransformer else 2
+    encoder = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, n_out))
+    est = tiny(cls, encoder=encoder).fit(X_small)
+    state = est.__getstate__()
+    assert type(state["networks"]["encoder_"]).__name__ == "PickleOnly"
+    assert isinstance(state["networks"]["decoder_"]["0.0.weight"], np.ndarray)  # skae's own decoder
+    loaded = pickle.loads(pickle.dumps(est))
+    _assert_same_outputs(loaded, est, X_small)
+    assert isinstance(loaded.encoder, torch.nn.Sequential) and loaded.encoder is not est.encoder
+    with pytest.raises(TypeError, match="parameter 'encoder' holds a user-supplied torch module.*only pickle"):
+        est.save(tmp_path / "m.skae")
+
+
+def test_gpu_trained_state_restores_on_the_cpu(X_small):
+    est = tiny(VAETransformer).fit(X_small)
+    state = est.__getstate__()
+    state["attributes"]["device_"] = {"__skae__": "device", "value": "cuda:0"}
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    loaded = VAETransformer.__new__(VAETransformer)
+    loaded.__setstate__(state)
+    assert loaded.device_ == torch.device("cpu")
+    _assert_same_outputs(loaded, est, X_small)
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda s: s.clear(), "not a skae VAETransformer's.*refit"),
+        (lambda s: s.update(skae_state=STATE_VERSION + 1), "layout version 2"),
+        (lambda s: s["params"].update(beta=-1.0), "invalid parameters.*beta"),
+        (lambda s: s["attributes"].update(fit=1), "attribute 'fit' is not"),
+        (lambda s: s["attributes"].update(n_iter_=object()), "attribute 'n_iter_' holds a object"),
+        (lambda s: s["attributes"].update(n_iter_=np.array(["x"], dtype=object)), "array of dtype object"),
+        (lambda s: s["networks"]["decoder_"].update({"0.0.weight": np.zeros((3, 3))}), "does not match"),
+        (lambda s: s["networks"]["encoder_"].update({"0.mean": np.zeros(5, np.int64)}), "not float32"),
+        (lambda s: s.update(optimizer=[1]), "optimizer state is not a dict"),
+        (lambda s: s["attributes"].update(device_="cuda"), "'device_' is not a device"),
+    ],
+)
+def test_invalid_states_are_refused(edit, match, X_small):
+    state = tiny(VAETransformer).fit(X_small).__getstate__()
+    edit(state)
+    target = VAETransformer(n_components=7)
+    with pytest.raises(InvalidStateError, match=match):
+        target.__setstate__(state)
+    assert target.n_components == 7 and not hasattr(target, "encoder_")  # left as it was
+
+
+def test_no_import_circle_between_the_estimators_and_their_state():
+    """_state and persistence never import the estimator modules (the circle this replaced)."""
+    package = Path(skae.__file__).parent
+    for module in ("_state.py", "persistence.py"):
+        targets = set()
+        for node in ast.walk(ast.parse((package / module).read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                targets |= {node.module} if node.module else {alias.name for alias in node.names}
+        assert not targets & {"_base", "autoencoder", "vae"}, (module, targets)
