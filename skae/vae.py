@@ -105,6 +105,7 @@ class VAETransformer(_BaseAutoencoder):
         verbose=0,
         warm_start=False,
         device="auto",
+        n_threads="auto",
     ):
         super().__init__(
             n_components,
@@ -127,6 +128,7 @@ class VAETransformer(_BaseAutoencoder):
             verbose=verbose,
             warm_start=warm_start,
             device=device,
+            n_threads=n_threads,
         )
         self.beta = beta
 

@@ -1,0 +1,417 @@
+"""How many intra-op threads skae's torch work uses: chosen for the work, restored after.
+
+torch runs each operation on ``torch.get_num_threads()`` threads. For the small
+matrix products of a typical skae fit a second thread gains little on a quiet
+machine and loses a lot on a busy one: every parallel operation waits at a
+barrier for all its threads, and a thread whose core is taken by another
+process is scheduled again only after milliseconds. With one busy process on
+a 2-core machine, a step of the digits autoencoder took 69 ms on 2 threads
+instead of 4.7 ms on one.
+
+So skae estimates the work of each parallel operation (the floating-point
+operations of an average matrix product or convolution, from the networks'
+shapes) and gives it :data:`FIT_FLOPS_PER_THREAD` (training: one step repeats
+thousands of times, so a stall repeats as often) or
+:data:`INFERENCE_FLOPS_PER_THREAD` (one inference call runs its products once)
+per thread, from one thread up to the user's own torch setting.
+:func:`threads_scope` applies a count to the calling thread for the length of
+a block and restores the user's setting afterwards.
+
+``torch.set_num_threads`` is process-wide in intent but not in effect: with
+torch's OpenMP backend each thread keeps its own count once it has run a
+parallel operation, and a thread that has not yet done so starts from the last
+value set anywhere in the process. :func:`threads_scope` is written for that:
+
+* the user's setting is read once, when the first scope in the process opens,
+  and every scope that is the outermost in its thread restores exactly that
+  value, so concurrent fits in several threads never restore each other's
+  temporary counts;
+* a nested scope (inference inside a fit) restores the count of the scope
+  around it;
+* once the last scope closes, the value a new thread starts from is the
+  user's setting again.
+
+What no scope can prevent: a thread that runs its very first torch operation
+while a skae fit is running in another thread starts with that fit's count and
+keeps it (torch initialises each thread's count only once). Set the count in
+that thread with ``torch.set_num_threads`` if it matters.
+
+The module also holds :class:`TorchThreads`, the Dask worker plugin that sets
+torch's thread count on every worker of a ``dask.distributed`` cluster.
+"""
+
+import contextlib
+import math
+import threading
+import weakref
+from numbers import Integral
+
+import torch
+from torch import nn
+
+from .networks import ACTIVATIONS, GaussianEncoder, Standardize
+
+__all__ = [
+    "FIT_FLOPS_PER_THREAD",
+    "INFERENCE_FLOPS_PER_THREAD",
+    "TorchThreads",
+    "choose_threads",
+    "fit_threads",
+    "in_threads",
+    "inference_threads",
+    "layer_work",
+    "thread_limit",
+    "threads_scope",
+]
+
+# Work per thread, in floating-point operations of one matrix product or
+# convolution (about 2 ms on one core of the development machine for training,
+# 0.15 ms for inference); see benchmarks/bench_training.py --threads for the
+# measurements these come from.
+FIT_FLOPS_PER_THREAD = 1 << 26
+INFERENCE_FLOPS_PER_THREAD = 1 << 22
+
+_lock = threading.Lock()
+_open_scopes = 0  # scopes open in the process
+_user_threads = None  # torch's setting when the first of them opened
+_local = threading.local()  # .depth: scopes open in this thread
+
+
+def thread_limit():
+    """The most threads ``"auto"`` may use here: the user's torch setting.
+
+    Inside a scope of this thread it is that scope's count (work nested in a
+    fit obeys the fit's choice); while another thread holds a scope it is the
+    setting read when the first scope opened, since this thread's own reading
+    may be that scope's temporary count.
+    """
+    if getattr(_local, "depth", 0) or not _open_scopes:
+        return torch.get_num_threads()
+    with _lock:
+        return _user_threads if _open_scopes else torch.get_num_threads()
+
+
+def choose_threads(flops_per_product, flops_per_thread, limit):
+    """Threads for products of ``flops_per_product``: one per ``flops_per_thread``.
+
+    Parameters
+    ----------
+    flops_per_product : float
+        Floating-point operations of an average matrix product or convolution.
+    flops_per_thread : float
+        The least work worth a thread of its own.
+    limit : int
+        The most threads to use.
+
+    Returns
+    -------
+    int
+        Between 1 and ``max(1, limit)``.
+    """
+    wanted = int(flops_per_product // flops_per_thread) if math.isfinite(flops_per_product) else 1
+    return max(1, min(limit, wanted))
+
+
+@contextlib.contextmanager
+def threads_scope(n_threads):
+    """Run the block with ``n_threads`` intra-op threads in the calling thread.
+
+    Restores, when the block ends, the count of the scope around it, or the
+    user's setting for an outermost scope; see the module's description for
+    what that means with several threads.
+
+    Parameters
+    ----------
+    n_threads : int
+        Threads for torch operations run by this thread inside the block.
+    """
+    global _open_scopes, _user_threads
+    depth = getattr(_local, "depth", 0)
+    with _lock:
+        if _open_scopes == 0:
+            _user_threads = torch.get_num_threads()
+        _open_scopes += 1
+        restore = torch.get_num_threads() if depth else _user_threads
+        if n_threads != torch.get_num_threads():
+            torch.set_num_threads(n_threads)
+    _local.depth = depth + 1
+    try:
+        yield
+    finally:
+        _local.depth = depth
+        # Under the lock: a scope opening in another thread must not read the
+        # user's setting while this one still has its own count in place.
+        with _lock:
+            _open_scopes -= 1
+            if torch.get_num_threads() != restore or _open_scopes == 0:
+                torch.set_num_threads(restore)
+
+
+def fit_threads(model, n_features, batch_size, n_threads="auto"):
+    """Threads for training ``model`` on batches of ``batch_size`` rows.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An engine model with ``encoder`` and ``decoder`` networks.
+    n_features : int
+        Values per training row.
+    batch_size : int
+    n_threads : int or "auto", default="auto"
+        What the user asked for.
+
+    Returns
+    -------
+    threads : int
+        For the whole training: ``n_threads`` itself if an int; for
+        ``"auto"``, one per :data:`FIT_FLOPS_PER_THREAD` of an average
+        product of a training step, at most :func:`thread_limit`.
+    operation_threads : int or None
+        For ``"auto"``, :func:`thread_limit`: the most threads one large
+        product of the hand-written passes may get; None for an int.
+    """
+    if n_threads != "auto":
+        return n_threads, None
+    flops, products = _model_work(model, n_features)
+    limit = thread_limit()
+    return choose_threads(batch_size * flops / max(1, products), FIT_FLOPS_PER_THREAD, limit), limit
+
+
+def inference_threads(encoder, n_features, n_rows, n_threads="auto"):
+    """Threads for an inference call over ``n_rows`` rows at once.
+
+    ``"auto"`` gives one thread per :data:`INFERENCE_FLOPS_PER_THREAD` of an
+    average product of ``encoder`` on that many rows (decoders mirror their
+    encoders, so their products are alike), at most :func:`thread_limit`.
+    The encoder's work per row is worked out once and kept while it lives.
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+    n_features : int
+        Values per input row of ``encoder``.
+    n_rows : int
+        Rows that go through the networks together.
+    n_threads : int or "auto", default="auto"
+        An int is returned as it is.
+
+    Returns
+    -------
+    int
+    """
+    if n_threads != "auto":
+        return n_threads
+    work = _ENCODER_WORK.get(encoder)
+    if work is None or work[0] != n_features:
+        flops, products = layer_work(encoder, n_features)
+        work = _ENCODER_WORK[encoder] = (n_features, flops / max(1, products))
+    return choose_threads(n_rows * work[1], INFERENCE_FLOPS_PER_THREAD, thread_limit())
+
+
+# encoder -> (n_features, flops per row of an average product); weak, so that
+# it never keeps a network alive.
+_ENCODER_WORK = weakref.WeakKeyDictionary()
+
+
+def _model_work(model, n_features):
+    encoder_flops, encoder_products = layer_work(model.encoder, n_features)
+    decoder_flops, decoder_products = layer_work(model.decoder, None)
+    return encoder_flops + decoder_flops, encoder_products + decoder_products
+
+
+def in_threads(n_threads):
+    """:func:`threads_scope` of ``n_threads``, or a no-op when the calling thread has that many.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        None leaves torch's setting as it is.
+
+    Returns
+    -------
+    context manager
+    """
+    if n_threads is None or n_threads == torch.get_num_threads():
+        return contextlib.nullcontext()
+    return threads_scope(n_threads)
+
+
+def layer_work(network, n_inputs):
+    """Floating-point operations per row, and the number of products, of ``network``.
+
+    Worked out from the layers' shapes, without running the network: through
+    ``Sequential`` containers and
+    :class:`~skae.engine.networks.GaussianEncoder`, linear layers and
+    convolutions (plain and transposed, their feature maps' sizes followed
+    through ``Unflatten`` and ``Flatten``) count exactly. Any other module that
+    owns parameters counts as two operations per parameter, as a dense layer
+    would, and so does a convolution whose input size is unknown because such a
+    module came before it.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+    n_inputs : int or None
+        Values per input row; None when unknown (a network that starts with a
+        linear layer or an ``Unflatten`` does not need it).
+
+    Returns
+    -------
+    flops_per_row : float
+        Floating-point operations of one row's forward pass.
+    n_products : int
+        Linear layers, convolutions and other parameter-owning modules met.
+    """
+    flops, products = 0.0, 0
+    shape = None if n_inputs is None else (n_inputs,)
+    for module in _leaves(network):
+        work, shape = _leaf_work(module, shape)
+        if work is not None:
+            flops += work
+            products += 1
+    return flops, products
+
+
+def _leaves(module):
+    if type(module) is nn.Sequential:
+        for child in module:
+            yield from _leaves(child)
+    elif type(module) is GaussianEncoder:
+        yield from _leaves(module.body)
+    else:
+        yield module
+
+
+_CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_ELEMENTWISE = (*ACTIVATIONS.values(), nn.Dropout, Standardize)  # Unstandardize is a Standardize
+
+
+def _leaf_work(module, shape):
+    """``(flops per row or None for no product, output shape or None if unknown)``."""
+    if isinstance(module, nn.Linear):
+        return 2.0 * module.in_features * module.out_features, (module.out_features,)
+    if isinstance(module, nn.Unflatten) and module.dim in (1, -len(shape) if shape else 1):
+        return None, tuple(module.unflattened_size)
+    if isinstance(module, nn.Flatten) and shape is not None and (module.start_dim, module.end_dim) == (1, -1):
+        return None, (math.prod(shape),)
+    convolution = isinstance(module, _CONVOLUTIONS + _TRANSPOSED)
+    if convolution and shape is not None and len(shape) == 1 + len(module.kernel_size):
+        out = _convolution_output(module, shape[1:])
+        if out is not None:
+            kernel = math.prod(module.kernel_size) / module.groups
+            if isinstance(module, _TRANSPOSED):  # each input value spreads over a kernel per output map
+                work = 2.0 * math.prod(shape) * kernel * module.out_channels
+            else:  # each output value gathers a kernel per input map
+                work = 2.0 * module.out_channels * math.prod(out) * kernel * module.in_channels
+            return work, (module.out_channels, *out)
+    parameters = sum(p.numel() for p in module.parameters())
+    if parameters:
+        return 2.0 * parameters, None
+    # Without parameters: the modules skae builds between layers keep the shape;
+    # any other may reshape, so the shape is unknown after it.
+    return None, shape if isinstance(module, _ELEMENTWISE) else None
+
+
+def _convolution_output(module, spatial):
+    if isinstance(module.padding, str):
+        if module.padding != "same":  # "valid"
+            padding = (0,) * len(spatial)
+        else:
+            return tuple(spatial)
+    else:
+        padding = module.padding
+    sizes = []
+    for i, side in enumerate(spatial):
+        reach = module.dilation[i] * (module.kernel_size[i] - 1)
+        if isinstance(module, _TRANSPOSED):
+            out = (side - 1) * module.stride[i] - 2 * padding[i] + reach + module.output_padding[i] + 1
+        else:
+            out = (side + 2 * padding[i] - reach - 1) // module.stride[i] + 1
+        if out < 1:
+            return None
+        sizes.append(out)
+    return tuple(sizes)
+
+
+class _TorchThreads:
+    """A Dask worker plugin that sets torch's intra-op thread count on every worker.
+
+    Register it with ``client.register_plugin(TorchThreads(n))``: it applies to
+    the workers running now and to those that join later. Each worker process
+    has its own torch, so the setting stays on the workers; the client
+    process's torch is left as it is.
+
+    Dask's nanny starts every worker process with ``OMP_NUM_THREADS=1`` (its
+    ``distributed.nanny.pre-spawn-environ`` setting), so torch there uses one
+    thread per process: no oversubscription when several worker processes
+    share a machine, but a worker with cores to spare leaves them idle. skae's
+    own choice (``n_threads="auto"``) never goes above the worker's setting.
+
+    Needs the optional extra ``skae[dask]`` (``pip install "skae[dask]"``).
+
+    Parameters
+    ----------
+    n_threads : int
+        Threads each worker's torch uses for one operation. Give
+        ``cores per machine // worker processes per machine`` divided by
+        ``threads_per_worker``, since the fits a worker runs at once share its
+        torch thread pool.
+
+    Attributes
+    ----------
+    name : str
+        The plugin's name on the cluster; registering it again replaces it.
+
+    See Also
+    --------
+    torch.set_num_threads : What the plugin calls on each worker.
+
+    Examples
+    --------
+    >>> from distributed import Client, LocalCluster  # doctest: +SKIP
+    >>> from skae.engine.threads import TorchThreads  # doctest: +SKIP
+    >>> cluster = LocalCluster(n_workers=2, threads_per_worker=1)  # doctest: +SKIP
+    >>> client = Client(cluster)  # doctest: +SKIP
+    >>> client.register_plugin(TorchThreads(4))  # doctest: +SKIP
+    """
+
+    name = "skae-torch-threads"
+
+    def __init__(self, n_threads):
+        if _WORKER_PLUGIN is None:
+            raise ImportError('TorchThreads needs dask.distributed: pip install "skae[dask]".')
+        if isinstance(n_threads, bool) or not isinstance(n_threads, Integral) or n_threads < 1:
+            raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}.")
+        self.n_threads = int(n_threads)
+
+    def setup(self, worker):
+        """Set the thread count in the worker's process (called by Dask).
+
+        Parameters
+        ----------
+        worker : distributed.Worker
+            The worker the plugin is set up on.
+        """
+        torch.set_num_threads(self.n_threads)
+
+
+_WORKER_PLUGIN = None
+
+
+def __getattr__(name):
+    # TorchThreads subclasses distributed.WorkerPlugin, which Dask's
+    # register_plugin requires; importing distributed takes about a second, so
+    # it happens on first use of the name, not whenever skae is imported.
+    global TorchThreads, _WORKER_PLUGIN
+    if name != "TorchThreads":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        from distributed import WorkerPlugin  # noqa: PLC0415
+    except ImportError:
+        bases = (_TorchThreads,)
+    else:
+        _WORKER_PLUGIN = WorkerPlugin
+        bases = (_TorchThreads, WorkerPlugin)
+    TorchThreads = type("TorchThreads", bases, {"__module__": __name__, "__doc__": _TorchThreads.__doc__})
+    return TorchThreads
