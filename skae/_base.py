@@ -180,14 +180,14 @@ default="relu"
         Threads torch uses for each operation of this estimator's work on the
         CPU (fit, transform and the other inference methods); torch's own
         setting is restored after each call. ``"auto"`` chooses from the size
-        of the work, between 1 and torch's setting
+        of each matrix product and convolution, between 1 and torch's setting
         (``torch.get_num_threads()``, which ``torch.set_num_threads``,
         ``OMP_NUM_THREADS`` and joblib's workers limit): one thread for the
-        small matrix products of a typical fit, because a second thread gains
-        little there on a quiet machine and, on a busy one, makes every step
-        wait for a core (ten times slower with one busy process on two cores).
-        An int uses exactly that many. Results are bit-identical on the CPU
-        for a given ``random_state`` and number of threads.
+        small products of a typical fit, where a second thread gains little
+        on a quiet machine and, on a busy one, makes every step wait for a
+        core. An int uses exactly that many. Results are bit-identical on the
+        CPU for a given ``random_state`` and thread setting. See the user
+        guide's "Threads" section.
 """
 
 _COMMON_ATTRIBUTES = """\

@@ -30,6 +30,8 @@ import math
 import torch
 from torch import nn
 
+from .threads import convolution_work
+
 __all__ = ["DENSE_ENTRIES", "convolution_operation", "reshape_operation"]
 
 # The largest dense matrix (entries) a convolution is lowered to: 2 MiB of
@@ -100,18 +102,10 @@ class _Convolution:
         self._run = None
 
     def bind(self, shape):
-        module = self.module
-        spatial = len(module.kernel_size)
-        in_channels = module.in_channels
-        if shape is None or len(shape) != 1 + spatial or shape[0] != in_channels:
+        work = None if shape is None else convolution_work(self.module, shape)
+        if work is None:
             return None
-        probe = torch.zeros((1, *shape), dtype=torch.float64)
-        out_shape = tuple(self._convolve(probe, torch.zeros_like(self.weight, dtype=torch.float64), None).shape[1:])
-        # Each output value (plain) or input value (transposed) meets a kernel
-        # over the maps on the other side.
-        kernel = math.prod(module.kernel_size) * (module.out_channels if self.transposed else in_channels)
-        spread = math.prod(shape if self.transposed else out_shape) * kernel / module.groups
-        self.flops_per_row = 2.0 * spread
+        self.flops_per_row, out_shape = work
         self._direct = _DirectConvolution(self, shape, out_shape)
         if math.prod(shape) * math.prod(out_shape) <= DENSE_ENTRIES:
             self._run = _DenseConvolution(self, shape, out_shape)

@@ -22,18 +22,20 @@ torch's OpenMP backend each thread keeps its own count once it has run a
 parallel operation, and a thread that has not yet done so starts from the last
 value set anywhere in the process. :func:`threads_scope` is written for that:
 
-* the user's setting is read once, when the first scope in the process opens,
-  and every scope that is the outermost in its thread restores exactly that
+* the user's setting is read when the first scope in the process opens, and
+  every scope that is the outermost in its thread restores exactly that
   value, so concurrent fits in several threads never restore each other's
-  temporary counts;
+  temporary counts, and ``"auto"`` in any thread is capped by it;
 * a nested scope (inference inside a fit) restores the count of the scope
   around it;
 * once the last scope closes, the value a new thread starts from is the
   user's setting again.
 
 What no scope can prevent: a thread that runs its very first torch operation
-while a skae fit is running in another thread starts with that fit's count and
-keeps it (torch initialises each thread's count only once). Set the count in
+while a skae fit is running in another thread starts with that fit's count
+(torch initialises each thread's count only once, from the last value set).
+skae notices such a thread when it next does skae work there and gives it the
+user's setting back; a thread that never does keeps the count, so set it in
 that thread with ``torch.set_num_threads`` if it matters.
 
 The module also holds :class:`TorchThreads`, the Dask worker plugin that sets
@@ -56,6 +58,7 @@ __all__ = [
     "INFERENCE_FLOPS_PER_THREAD",
     "TorchThreads",
     "choose_threads",
+    "convolution_work",
     "fit_threads",
     "in_threads",
     "inference_threads",
@@ -73,22 +76,48 @@ INFERENCE_FLOPS_PER_THREAD = 1 << 22
 
 _lock = threading.Lock()
 _open_scopes = 0  # scopes open in the process
-_user_threads = None  # torch's setting when the first of them opened
+_user_threads = None  # the user's setting, as last established (see _users_setting)
 _local = threading.local()  # .depth: scopes open in this thread
+
+
+def _users_setting():
+    """The user's torch setting, read while no scope is open (call under the lock).
+
+    This thread's own count is the answer unless it differs from the setting
+    the last scope left. Then either the user has changed the setting since, or
+    this thread ran its first torch operation while a scope was open elsewhere
+    and took that scope's count (torch initialises each thread's count once,
+    from the last value set in the process). A new thread reads the
+    process-wide value, which tells the two apart; a thread that took a
+    scope's count is given the user's setting back.
+    """
+    global _user_threads
+    own = torch.get_num_threads()
+    if _user_threads is None or own == _user_threads:
+        _user_threads = own
+        return own
+    reading = []
+    reader = threading.Thread(target=lambda: reading.append(torch.get_num_threads()))
+    reader.start()
+    reader.join()
+    _user_threads = reading[0]
+    if own != _user_threads:
+        torch.set_num_threads(_user_threads)
+    return _user_threads
 
 
 def thread_limit():
     """The most threads ``"auto"`` may use here: the user's torch setting.
 
     Inside a scope of this thread it is that scope's count (work nested in a
-    fit obeys the fit's choice); while another thread holds a scope it is the
-    setting read when the first scope opened, since this thread's own reading
-    may be that scope's temporary count.
+    fit obeys the fit's choice); otherwise the user's setting, which this
+    thread's own reading may not be while a scope is open in another thread
+    (see :func:`_users_setting`).
     """
-    if getattr(_local, "depth", 0) or not _open_scopes:
+    if getattr(_local, "depth", 0):
         return torch.get_num_threads()
     with _lock:
-        return _user_threads if _open_scopes else torch.get_num_threads()
+        return _user_threads if _open_scopes else _users_setting()
 
 
 def choose_threads(flops_per_product, flops_per_thread, limit):
@@ -125,11 +154,11 @@ def threads_scope(n_threads):
     n_threads : int
         Threads for torch operations run by this thread inside the block.
     """
-    global _open_scopes, _user_threads
+    global _open_scopes
     depth = getattr(_local, "depth", 0)
     with _lock:
         if _open_scopes == 0:
-            _user_threads = torch.get_num_threads()
+            _users_setting()
         _open_scopes += 1
         restore = torch.get_num_threads() if depth else _user_threads
         if n_threads != torch.get_num_threads():
@@ -171,7 +200,7 @@ def fit_threads(model, n_features, batch_size, n_threads="auto"):
         product of the hand-written passes may get; None for an int.
     """
     if n_threads != "auto":
-        return n_threads, None
+        return int(n_threads), None
     flops, products = _model_work(model, n_features)
     limit = thread_limit()
     return choose_threads(batch_size * flops / max(1, products), FIT_FLOPS_PER_THREAD, limit), limit
@@ -200,7 +229,7 @@ def inference_threads(encoder, n_features, n_rows, n_threads="auto"):
     int
     """
     if n_threads != "auto":
-        return n_threads
+        return int(n_threads)
     work = _ENCODER_WORK.get(encoder)
     if work is None or work[0] != n_features:
         flops, products = layer_work(encoder, n_features)
@@ -295,16 +324,10 @@ def _leaf_work(module, shape):
         return None, tuple(module.unflattened_size)
     if isinstance(module, nn.Flatten) and shape is not None and (module.start_dim, module.end_dim) == (1, -1):
         return None, (math.prod(shape),)
-    convolution = isinstance(module, _CONVOLUTIONS + _TRANSPOSED)
-    if convolution and shape is not None and len(shape) == 1 + len(module.kernel_size):
-        out = _convolution_output(module, shape[1:])
-        if out is not None:
-            kernel = math.prod(module.kernel_size) / module.groups
-            if isinstance(module, _TRANSPOSED):  # each input value spreads over a kernel per output map
-                work = 2.0 * math.prod(shape) * kernel * module.out_channels
-            else:  # each output value gathers a kernel per input map
-                work = 2.0 * module.out_channels * math.prod(out) * kernel * module.in_channels
-            return work, (module.out_channels, *out)
+    if shape is not None and isinstance(module, _CONVOLUTIONS + _TRANSPOSED):
+        work = convolution_work(module, shape)
+        if work is not None:
+            return work
     parameters = sum(p.numel() for p in module.parameters())
     if parameters:
         return 2.0 * parameters, None
@@ -313,25 +336,48 @@ def _leaf_work(module, shape):
     return None, shape if isinstance(module, _ELEMENTWISE) else None
 
 
-def _convolution_output(module, spatial):
-    if isinstance(module.padding, str):
-        if module.padding != "same":  # "valid"
-            padding = (0,) * len(spatial)
-        else:
-            return tuple(spatial)
+def convolution_work(module, shape):
+    """``(flops per row, output shape)`` of a convolution on rows of ``shape``, or None.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A plain or transposed convolution (``Conv1d`` to ``ConvTranspose3d``).
+    shape : tuple of int
+        ``(channels, *sizes)`` of one input row.
+
+    Returns
+    -------
+    tuple or None
+        None when ``shape`` does not suit the module (wrong number of
+        dimensions or channels, or maps too small for the kernel).
+    """
+    spatial = shape[1:]
+    if len(spatial) != len(module.kernel_size) or shape[0] != module.in_channels:
+        return None
+    transposed = isinstance(module, _TRANSPOSED)
+    if isinstance(module.padding, str):  # "valid", or "same" (stride 1 only)
+        padding = (0,) * len(spatial) if module.padding == "valid" else None
     else:
         padding = module.padding
     sizes = []
     for i, side in enumerate(spatial):
         reach = module.dilation[i] * (module.kernel_size[i] - 1)
-        if isinstance(module, _TRANSPOSED):
+        if padding is None:
+            out = side
+        elif transposed:
             out = (side - 1) * module.stride[i] - 2 * padding[i] + reach + module.output_padding[i] + 1
         else:
             out = (side + 2 * padding[i] - reach - 1) // module.stride[i] + 1
         if out < 1:
             return None
         sizes.append(out)
-    return tuple(sizes)
+    out_shape = (module.out_channels, *sizes)
+    # Each output value (plain) or input value (transposed) gathers or spreads
+    # a kernel over the maps of its group on the other side.
+    other_maps = (module.out_channels if transposed else module.in_channels) / module.groups
+    values = math.prod(shape if transposed else out_shape)
+    return 2.0 * values * math.prod(module.kernel_size) * other_maps, out_shape
 
 
 class _TorchThreads:
