@@ -26,7 +26,9 @@ machine and with one busy process that the benchmark starts itself
 Run ``python benchmarks/bench_training.py`` (``--quick`` for a smoke run,
 ``--device cuda`` on a GPU machine, ``--only NAME ...`` for some sections,
 ``--thread-sweep`` for the timings of single matrix products on 1 and 2
-threads, quiet and busy, behind skae's thread choice).
+threads, quiet and busy, behind skae's thread choice; ``--only compile``
+times ``torch.compile`` on the hand-written convolutional loop, compilation
+included, which takes minutes and is not run by default).
 """
 
 import argparse
@@ -343,6 +345,48 @@ def compare_conv_fit(work, device, repeats):
     return _interleaved(work, device, repeats, contenders)
 
 
+def time_compiled_conv_loop(work, device, steps=20):
+    """``torch.compile`` on the hand-written conv VAE loop: compile seconds and step times.
+
+    Returns ``{"compile_s", "eager_ms", "compiled_ms"}``: the first two compiled
+    steps (compilation included), and the fastest of ``steps`` steps of each.
+    """
+    torch.manual_seed(0)
+    X = torch.as_tensor(work.X, device=device)
+    encoder, decoder = (network.to(device) for network in plain_conv_vae(work))
+    optimizer = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-3)
+
+    def loss(batch, noise):
+        mean, log_var = encoder(batch).chunk(2, dim=-1)
+        z = mean + (0.5 * log_var).exp() * noise
+        nll = F.binary_cross_entropy_with_logits(decoder(z), batch, reduction="none").sum(-1)
+        return (nll + 0.5 * (mean.square() + log_var.exp() - 1 - log_var).sum(-1)).mean()
+
+    def step(fn):
+        batch = X[: work.batch_size]
+        value = fn(batch, torch.randn(batch.shape[0], work.n_components, device=device))
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+        _sync(device)
+
+    def fastest(fn):
+        best = math.inf
+        for _ in range(steps):
+            start = time.perf_counter()
+            step(fn)
+            best = min(best, time.perf_counter() - start)
+        return best * 1e3
+
+    compiled = torch.compile(loss)
+    start = time.perf_counter()
+    step(compiled)
+    step(compiled)
+    result = {"compile_s": time.perf_counter() - start}
+    result["eager_ms"], result["compiled_ms"] = fastest(loss), fastest(compiled)
+    return result
+
+
 # ------------------------------------------------------------- a busy machine
 
 
@@ -586,7 +630,7 @@ def _print_sweep(rows):
         print(f"| {row['flops'] / 1e6:,.1f} | {times} |")
 
 
-SECTIONS = ("mlp", "conv", "transform", "memory", "busy")
+SECTIONS = ("mlp", "conv", "transform", "memory", "busy", "compile")
 
 
 def main(argv=None):
@@ -595,7 +639,8 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu", help='"cpu" (default), "cuda", ...')
     parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats")
     parser.add_argument("--no-memory", action="store_true", help="skip the 1M-row memory check")
-    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS, help="sections to run")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS[:-1],
+                        help="sections to run (compile: torch.compile on the conv loop, minutes; not by default)")
     parser.add_argument("--busy-baseline", action="store_true",
                         help="also time each busy fit once on torch's own threads (slow: minutes)")
     parser.add_argument("--thread-sweep", action="store_true", help="time single products on 1 and 2 threads")
@@ -634,6 +679,14 @@ def main(argv=None):
             f"({memory['data'] / 2**20:.0f} MiB): peak resident memory above the imports "
             f"{memory['peak_above_imports'] / 2**20:.0f} MiB = {memory['ratio']:.2f}x the data"
         )
+    if "compile" in sections:
+        for work in conv_workloads:
+            timing = time_compiled_conv_loop(work, args.device)
+            print(
+                f"\n## torch.compile, hand-written conv VAE loop, {work.name}: compiling took "
+                f"{timing['compile_s']:.1f} s; a step takes {timing['eager_ms']:.1f} ms eager, "
+                f"{timing['compiled_ms']:.1f} ms compiled"
+            )
     if "busy" in sections and torch.device(args.device).type == "cpu":
         _print_busy(compare_busy(_busy_cases(), 1 if args.quick else 3, args.busy_baseline))
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")

@@ -192,6 +192,30 @@ def test_a_thread_outside_every_scope_sees_the_users_setting_as_its_limit(user_t
     assert torch.get_num_threads() == user_threads
 
 
+def test_a_thread_that_took_a_scopes_count_gets_the_users_back(user_threads):
+    X = np.random.RandomState(0).uniform(size=(30, 5))
+    opened, release = threading.Event(), threading.Event()
+
+    def fit_like():
+        with threads_scope(1):
+            opened.set()
+            release.wait()
+
+    holder = threading.Thread(target=fit_like)
+    holder.start()
+    opened.wait()
+
+    def work():
+        taken = torch.get_num_threads()  # this thread's first torch call: the open scope's count
+        release.set()
+        holder.join()
+        tiny(AutoencoderTransformer, n_threads=1).fit(X).transform(X)
+        return taken, torch.get_num_threads()
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(work).result() == (1, user_threads)
+
+
 # ------------------------------------------------------------ the estimators
 
 

@@ -7,7 +7,7 @@ row (``(features,)`` for flat rows, ``(C, H, W)`` for images, None when
 unknown) it settles how it computes and returns the shape of one output row,
 or None when it has no hand-written form for that input.
 
-A convolution is computed in one of two ways, chosen when it is bound:
+A convolution is computed in one of three ways, chosen when it is bound:
 
 * **as a dense matrix**, for small feature maps. A convolution is a linear map
   from ``C*H*W`` input values to ``C'*H'*W'`` output values; for the 8x8
@@ -17,9 +17,16 @@ A convolution is computed in one of two ways, chosen when it is bound:
   arithmetic. The matrix is gathered from the kernel on every step through a
   precomputed index (each entry is one kernel weight or zero), and the
   kernel's gradient is gathered back from the matrix's gradient, summing the
-  entries that share a weight in a fixed order.
-* **directly**, for larger maps, by torch's convolution and its backward
+  entries that share a weight in a fixed order. Used while the matrix has at
+  most :data:`DENSE_ENTRIES` entries and at most :data:`DENSE_WASTE` times the
+  multiplications of the convolution itself (the rest multiply zeros).
+* **by torch's unfold-and-multiply kernels** for a 2-D layer that reads or
+  writes a single map (the first and last layers of an image autoencoder),
+  where this torch has them (see :class:`_UnfoldingConvolution`).
+* **directly** otherwise, by torch's convolution and its backward
   (``torch.ops.aten.convolution_backward``), without autograd's graph.
+
+``benchmarks/PERFORMANCE.md`` has the measurements behind these choices.
 
 Flat rows travel between operations as ``(n, features)``; an operation that
 needs another layout takes a view of its input.
@@ -32,11 +39,14 @@ from torch import nn
 
 from .threads import convolution_work
 
-__all__ = ["DENSE_ENTRIES", "convolution_operation", "reshape_operation"]
+__all__ = ["DENSE_ENTRIES", "DENSE_WASTE", "convolution_operation", "reshape_operation"]
 
 # The largest dense matrix (entries) a convolution is lowered to: 2 MiB of
-# float32, twice the largest layer of the default network on the 8x8 digits.
+# float32, four times the largest layer of the default network on the 8x8
+# digits; and the most multiplications it may spend per multiplication of the
+# convolution (the first layer on the 8x8 digits spends 7).
 DENSE_ENTRIES = 1 << 19
+DENSE_WASTE = 8
 
 _PLAIN = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -107,9 +117,10 @@ class _Convolution:
             return None
         self.flops_per_row, out_shape = work
         self._direct = _DirectConvolution(self, shape, out_shape)
-        if math.prod(shape) * math.prod(out_shape) <= DENSE_ENTRIES:
+        entries = math.prod(shape) * math.prod(out_shape)
+        if entries <= DENSE_ENTRIES and 2.0 * entries <= DENSE_WASTE * self.flops_per_row:
             self._run = _DenseConvolution(self, shape, out_shape)
-            self.flops_per_row = 2.0 * math.prod(shape) * math.prod(out_shape)
+            self.flops_per_row = 2.0 * entries
         elif _SLOW_CONV2D and _single_channel_side(self):
             self._run = _UnfoldingConvolution(self, shape, out_shape)
         else:
@@ -213,9 +224,9 @@ class _UnfoldingConvolution(_DirectConvolution):
 
     ``torch.convolution`` hands float32 work on the CPU to oneDNN, whose fixed
     cost per call is large for a layer that reads or writes a single map (the
-    first and last layers of an image autoencoder): on 28x28 images at batch
-    128, 11 ms forward where torch's own unfold-and-multiply kernel takes 3 ms.
-    That kernel is private (``torch.ops.aten._slow_conv2d_forward`` and
+    first and last layers of an image autoencoder): several times the time of
+    torch's own unfold-and-multiply kernel on 28x28 images at batch 128 (see
+    ``benchmarks/PERFORMANCE.md``). That kernel is private (``torch.ops.aten._slow_conv2d_forward`` and
     ``_slow_conv2d_backward``), so it is used only where this torch has it.
     A transposed convolution is run through its adjoint: its input gradient is
     the plain convolution of the output gradient with the same weights, and
@@ -334,7 +345,6 @@ class _DenseConvolution:
         if bias is None:
             return torch.mm(rows, self._matrix(weight))
         return torch.addmm(bias.index_select(0, self._bias_links), rows, self._matrix(weight))
-
 
 
 def _links(layer, in_shape, out_shape):

@@ -260,7 +260,13 @@ def in_threads(n_threads):
     -------
     context manager
     """
-    if n_threads is None or n_threads == torch.get_num_threads():
+    if n_threads is None:
+        return contextlib.nullcontext()
+    own = torch.get_num_threads()
+    # Outside skae's scopes a thread's count should be the user's setting; one
+    # that differs (a thread that took another scope's count, or a setting
+    # changed since) goes through a scope, which finds and restores the right one.
+    if n_threads == own and (getattr(_local, "depth", 0) or own == _user_threads):
         return contextlib.nullcontext()
     return threads_scope(n_threads)
 
