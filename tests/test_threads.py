@@ -324,7 +324,7 @@ def test_operations_take_their_own_thread_counts_and_the_fit_restores_the_users(
     others = {op.threads for chain in step.chains for op in chain if not getattr(op, "flops_per_row", None)}
     assert others == {1}
     # A whole fit whose largest products get a second thread ends at the user's setting.
-    monkeypatch.setattr("skae.engine.trainer.FIT_FLOPS_PER_THREAD", 64 * max(products) * 0.45)
+    monkeypatch.setattr(threads, "FIT_FLOPS_PER_THREAD", 64 * max(products) * 0.45)
     calls = []
     set_num_threads = torch.set_num_threads
     monkeypatch.setattr(torch, "set_num_threads", lambda n: (calls.append(n), set_num_threads(n)))

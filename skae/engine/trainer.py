@@ -15,7 +15,8 @@ import torch
 from .adam import step_function
 from .backprop import autograd_step, manual_step
 from .chain import set_threads
-from .threads import FIT_FLOPS_PER_THREAD, in_threads, threads_scope
+from . import threads as thread_choice
+from .threads import in_threads, threads_scope
 
 __all__ = ["TrainingHistory", "make_optimizer", "train"]
 
@@ -86,7 +87,7 @@ def _steps(model, optimizer, batch_size, base_threads, operation_threads):
     if gradients is None:
         return autograd_step(model), optimizer.step, False
     switches = operation_threads is not None and set_threads(
-        gradients.chains, batch_size, FIT_FLOPS_PER_THREAD, base_threads, operation_threads
+        gradients.chains, batch_size, thread_choice.FIT_FLOPS_PER_THREAD, base_threads, operation_threads
     )
     # The hand-written pass reuses the .grad buffers, so the update can be prepared once.
     return gradients, step_function(optimizer, list(model.parameters())), switches
