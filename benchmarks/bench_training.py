@@ -420,11 +420,22 @@ class BusyProcess:
         self._process.wait()
 
 
+def _timed(fit, *args):
+    """``(wall seconds, CPU seconds of this process)`` of ``fit(*args)``."""
+    start, start_cpu = time.perf_counter(), time.process_time()
+    fit(*args)
+    return time.perf_counter() - start, time.process_time() - start_cpu
+
+
 def compare_busy(cases, repeats, baseline=False):
     """Median seconds of each fit on the machine as it is and with one busy process, alternately.
 
-    With ``baseline`` the fits also run once, busy, on torch's own thread
-    setting (what skae did before choosing its threads).
+    Both wall time and the process's CPU time: on a machine shared with other
+    work the busy process also takes a share of the CPU time the fit would
+    have had, which shows in the wall time only; a fit that stalls on a busy
+    core also burns more CPU time (threads that spin while they wait). With
+    ``baseline`` the fits also run once, busy, on torch's own thread setting
+    (what skae did before choosing its threads).
     """
     results = {}
     for name, fit in cases.items():
@@ -433,19 +444,18 @@ def compare_busy(cases, repeats, baseline=False):
             fit()  # warm-up
             quiet, busy = [], []
             for _ in range(repeats):
-                start = time.perf_counter()
-                fit()
-                quiet.append(time.perf_counter() - start)
+                quiet.append(_timed(fit))
                 with BusyProcess():
-                    start = time.perf_counter()
-                    fit()
-                    busy.append(time.perf_counter() - start)
-            row = {"quiet_s": statistics.median(quiet), "busy_s": statistics.median(busy)}
+                    busy.append(_timed(fit))
+            row = {
+                "quiet_s": statistics.median(t[0] for t in quiet),
+                "busy_s": statistics.median(t[0] for t in busy),
+                "quiet_cpu_s": statistics.median(t[1] for t in quiet),
+                "busy_cpu_s": statistics.median(t[1] for t in busy),
+            }
             if baseline:
                 with BusyProcess():
-                    start = time.perf_counter()
-                    fit(torch.get_num_threads())
-                    row["busy_torch_threads_s"] = time.perf_counter() - start
+                    row["busy_torch_threads_s"], row["busy_torch_threads_cpu_s"] = _timed(fit, torch.get_num_threads())
         results[name] = row
     return results
 
@@ -611,13 +621,16 @@ def _print_transform(workloads, device, repeats):
 def _print_busy(results):
     print("\n## a busy machine: default fits on the digits, quiet and with one busy process (seconds)")
     baseline = any("busy_torch_threads_s" in row for row in results.values())
-    header = "| fit | quiet | busy | busy / quiet |" + (" busy, torch's threads |" if baseline else "")
-    print(header)
-    print("| --- | ---: | ---: | ---: |" + (" ---: |" if baseline else ""))
+    header = "| fit | quiet | busy | busy / quiet | CPU quiet | CPU busy |"
+    print(header + (" busy, torch's threads | its CPU |" if baseline else ""))
+    print("| --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: |" if baseline else ""))
     for name, row in results.items():
-        line = f"| {name} | {row['quiet_s']:.2f} | {row['busy_s']:.2f} | {row['busy_s'] / row['quiet_s']:.2f}x |"
+        line = (
+            f"| {name} | {row['quiet_s']:.2f} | {row['busy_s']:.2f} | {row['busy_s'] / row['quiet_s']:.2f}x | "
+            f"{row['quiet_cpu_s']:.2f} | {row['busy_cpu_s']:.2f} |"
+        )
         if baseline:
-            line += f" {row['busy_torch_threads_s']:.2f} |"
+            line += f" {row['busy_torch_threads_s']:.2f} | {row['busy_torch_threads_cpu_s']:.2f} |"
         print(line)
 
 
@@ -661,7 +674,7 @@ def main(argv=None):
         conv_workloads = [conv_digits_workload(1), images28_workload(1)]
     else:
         workloads = [digits_workload(30), synthetic_workload(4)]
-        conv_workloads = [conv_digits_workload(30), images28_workload(3)]
+        conv_workloads = [conv_digits_workload(30), images28_workload(10)]
     if "mlp" in sections:
         for work in workloads:
             _print_fit(work, compare_fit(work, args.device, repeats, with_skorch))

@@ -96,7 +96,9 @@ def test_busy_comparison_starts_and_stops_its_busy_process(bench):
 
     results = bench.compare_busy({"a fit": fit}, repeats=1, baseline=True)
     assert calls == ["auto", "auto", "auto", torch.get_num_threads()]
-    assert set(results["a fit"]) == {"quiet_s", "busy_s", "busy_torch_threads_s"}
+    assert set(results["a fit"]) == {
+        "quiet_s", "busy_s", "quiet_cpu_s", "busy_cpu_s", "busy_torch_threads_s", "busy_torch_threads_cpu_s"
+    }
     with bench.BusyProcess() as busy:
         assert busy._process.poll() is None
     assert busy._process.poll() is not None
