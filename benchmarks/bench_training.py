@@ -111,13 +111,9 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def fit_skae(work, device, seed=0, n_threads="auto"):
-    """Seconds for ``AutoencoderTransformer.fit`` and its final epoch's loss per feature."""
-    est = AutoencoderTransformer(
-        n_components=work.n_components,
-        hidden_layer_sizes=work.hidden_layer_sizes,
-        reconstruction_loss="mse",
-        learning_rate_init=1e-3,
+def _schedule(work, device, seed, n_threads):
+    """The parameters every skae contender shares: the workload's schedule, no early stop."""
+    return dict(
         batch_size=work.batch_size,
         max_iter=work.epochs,
         tol=0.0,
@@ -126,22 +122,42 @@ def fit_skae(work, device, seed=0, n_threads="auto"):
         device=device,
         n_threads=n_threads,
     )
+
+
+def _timed_fit(est, X, device):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         start = time.perf_counter()
-        est.fit(work.X)
+        est.fit(X)
         _sync(device)
-        seconds = time.perf_counter() - start
+        return time.perf_counter() - start
+
+
+def fit_skae(work, device, seed=0, n_threads="auto"):
+    """Seconds for ``AutoencoderTransformer.fit`` and its final epoch's loss per feature."""
+    est = AutoencoderTransformer(
+        n_components=work.n_components,
+        hidden_layer_sizes=work.hidden_layer_sizes,
+        reconstruction_loss="mse",
+        learning_rate_init=1e-3,
+        **_schedule(work, device, seed, n_threads),
+    )
+    seconds = _timed_fit(est, work.X, device)
     return seconds, est.loss_curve_[-1] / work.X.shape[1], est
 
 
-def fit_hand_written(work, device, seed=0):
-    """Seconds for the loop a user writes by hand, and its final epoch's mean loss."""
+def _hand_written_loop(work, device, seed, build, batch_loss):
+    """The loop users write: ``randperm``, index the batch, the loss, ``Adam`` with defaults.
+
+    ``build()`` gives the modules, ``batch_loss(modules, batch)`` the mean loss
+    of a batch. Returns the seconds (building the modules included) and the
+    final epoch's mean loss per row.
+    """
     torch.manual_seed(seed)
     start = time.perf_counter()
     X = torch.as_tensor(work.X, device=device)
-    model = plain_autoencoder(X.shape[1], work.hidden_layer_sizes, work.n_components).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    modules = [module.to(device) for module in build()]
+    optimizer = torch.optim.Adam([p for module in modules for p in module.parameters()], lr=1e-3)
     n_samples = X.shape[0]
     for _ in range(work.epochs):
         order = torch.randperm(n_samples, device=device)
@@ -149,7 +165,7 @@ def fit_hand_written(work, device, seed=0):
         losses = []
         for i in range(0, n_samples, work.batch_size):
             batch = X[order[i : i + work.batch_size]]
-            loss = F.mse_loss(model(batch), batch)
+            loss = batch_loss(modules, batch)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -157,8 +173,18 @@ def fit_hand_written(work, device, seed=0):
     _sync(device)
     elapsed = time.perf_counter() - start
     sizes = [min(work.batch_size, n_samples - i) for i in range(0, n_samples, work.batch_size)]
-    final = sum(loss.item() * size for loss, size in zip(losses, sizes)) / n_samples
-    return elapsed, final
+    return elapsed, sum(loss.item() * size for loss, size in zip(losses, sizes)) / n_samples
+
+
+def fit_hand_written(work, device, seed=0):
+    """Seconds for the loop a user writes by hand, and its final epoch's mean loss."""
+    return _hand_written_loop(
+        work,
+        device,
+        seed,
+        lambda: [plain_autoencoder(work.X.shape[1], work.hidden_layer_sizes, work.n_components)],
+        lambda modules, batch: F.mse_loss(modules[0](batch), batch),
+    )
 
 
 def skorch_available():
@@ -290,49 +316,24 @@ def fit_skae_conv(work, device, seed=0, n_threads="auto"):
         hidden_layer_sizes=work.hidden_layer_sizes,
         n_components=work.n_components,
         reconstruction_loss="bce",
-        batch_size=work.batch_size,
-        max_iter=work.epochs,
-        tol=0.0,
-        n_iter_no_change=work.epochs + 1,
-        random_state=seed,
-        device=device,
-        n_threads=n_threads,
+        **_schedule(work, device, seed, n_threads),
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        start = time.perf_counter()
-        est.fit(work.X)
-        _sync(device)
-        seconds = time.perf_counter() - start
+    seconds = _timed_fit(est, work.X, device)
     return seconds, est.loss_curve_[-1], est
+
+
+def _vae_loss(modules, batch):
+    """Mean over the batch of the Bernoulli NLL plus the KL term, one reparameterised draw."""
+    encoder, decoder = modules
+    mean, log_var = encoder(batch).chunk(2, dim=-1)
+    z = mean + (0.5 * log_var).exp() * torch.randn_like(mean)
+    nll = F.binary_cross_entropy_with_logits(decoder(z), batch, reduction="none").sum(-1)
+    return (nll + 0.5 * (mean.square() + log_var.exp() - 1 - log_var).sum(-1)).mean()
 
 
 def fit_hand_written_conv(work, device, seed=0):
     """Seconds for a plain loop on the identical VAE (Bernoulli decoder), and its final loss per row."""
-    torch.manual_seed(seed)
-    start = time.perf_counter()
-    X = torch.as_tensor(work.X, device=device)
-    encoder, decoder = (network.to(device) for network in plain_conv_vae(work))
-    optimizer = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-3)
-    n_samples = X.shape[0]
-    for _ in range(work.epochs):
-        order = torch.randperm(n_samples, device=device)
-        losses = []
-        for i in range(0, n_samples, work.batch_size):
-            batch = X[order[i : i + work.batch_size]]
-            mean, log_var = encoder(batch).chunk(2, dim=-1)
-            z = mean + (0.5 * log_var).exp() * torch.randn_like(mean)
-            nll = F.binary_cross_entropy_with_logits(decoder(z), batch, reduction="none").sum(-1)
-            kl = 0.5 * (mean.square() + log_var.exp() - 1 - log_var).sum(-1)
-            loss = (nll + kl).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.detach())
-    _sync(device)
-    elapsed = time.perf_counter() - start
-    sizes = [min(work.batch_size, n_samples - i) for i in range(0, n_samples, work.batch_size)]
-    return elapsed, sum(loss.item() * size for loss, size in zip(losses, sizes)) / n_samples
+    return _hand_written_loop(work, device, seed, lambda: plain_conv_vae(work), _vae_loss)
 
 
 def compare_conv_fit(work, device, repeats):
@@ -356,15 +357,11 @@ def time_compiled_conv_loop(work, device, steps=20):
     encoder, decoder = (network.to(device) for network in plain_conv_vae(work))
     optimizer = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-3)
 
-    def loss(batch, noise):
-        mean, log_var = encoder(batch).chunk(2, dim=-1)
-        z = mean + (0.5 * log_var).exp() * noise
-        nll = F.binary_cross_entropy_with_logits(decoder(z), batch, reduction="none").sum(-1)
-        return (nll + 0.5 * (mean.square() + log_var.exp() - 1 - log_var).sum(-1)).mean()
+    def loss(batch):
+        return _vae_loss((encoder, decoder), batch)
 
     def step(fn):
-        batch = X[: work.batch_size]
-        value = fn(batch, torch.randn(batch.shape[0], work.n_components, device=device))
+        value = fn(X[: work.batch_size])
         optimizer.zero_grad()
         value.backward()
         optimizer.step()

@@ -1,5 +1,6 @@
 """Threads chosen for the work: the choice, the scopes that restore the user's setting, n_threads."""
 
+import contextlib
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -170,11 +171,13 @@ def test_concurrent_scopes_never_restore_each_others_counts(user_threads):
     fresh.shutdown()
 
 
-def test_a_thread_outside_every_scope_sees_the_users_setting_as_its_limit(user_threads):
+@contextlib.contextmanager
+def scope_held_elsewhere(n_threads=1):
+    """A scope of ``n_threads`` held open by another thread for the length of the block."""
     opened, release = threading.Event(), threading.Event()
 
     def fit_like():
-        with threads_scope(1):
+        with threads_scope(n_threads):
             opened.set()
             release.wait()
 
@@ -182,37 +185,31 @@ def test_a_thread_outside_every_scope_sees_the_users_setting_as_its_limit(user_t
     holder.start()
     opened.wait()
     try:
+        yield release
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_a_thread_outside_every_scope_sees_the_users_setting_as_its_limit(user_threads):
+    with scope_held_elsewhere():
         # A thread that first runs torch now starts from the open scope's count;
         # its limit for "auto" is still the user's setting.
         assert ThreadPoolExecutor(1).submit(thread_limit).result() == user_threads
         assert thread_limit() == user_threads
-    finally:
-        release.set()
-        holder.join()
     assert torch.get_num_threads() == user_threads
 
 
 def test_a_thread_that_took_a_scopes_count_gets_the_users_back(user_threads):
     X = np.random.RandomState(0).uniform(size=(30, 5))
-    opened, release = threading.Event(), threading.Event()
+    with scope_held_elsewhere() as release, ThreadPoolExecutor(1) as pool:
 
-    def fit_like():
-        with threads_scope(1):
-            opened.set()
-            release.wait()
+        def work():
+            taken = torch.get_num_threads()  # this thread's first torch call: the open scope's count
+            release.set()
+            tiny(AutoencoderTransformer, n_threads=1).fit(X).transform(X)
+            return taken, torch.get_num_threads()
 
-    holder = threading.Thread(target=fit_like)
-    holder.start()
-    opened.wait()
-
-    def work():
-        taken = torch.get_num_threads()  # this thread's first torch call: the open scope's count
-        release.set()
-        holder.join()
-        tiny(AutoencoderTransformer, n_threads=1).fit(X).transform(X)
-        return taken, torch.get_num_threads()
-
-    with ThreadPoolExecutor(1) as pool:
         assert pool.submit(work).result() == (1, user_threads)
 
 

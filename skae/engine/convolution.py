@@ -179,26 +179,40 @@ class _DirectConvolution:
 
     def forward(self, x):
         images = x.reshape(x.shape[0], *self.in_shape)
-        return self.layer._convolve(images, self.layer.weight, self.layer.bias), (x.shape, images)
+        return self._apply(images, self.layer.weight, self.layer.bias), (x.shape, images)
+
+    def _apply(self, images, weight, bias):
+        return self.layer._convolve(images, weight, bias)
+
+    def _gradients(self, g, images, need_input):
+        """``(input, weight, bias)`` gradients; None for the input unless ``need_input``."""
+        mask = [need_input, True, self.layer.bias is not None]
+        return torch.ops.aten.convolution_backward(g, images, self.layer.weight, *self._backward_arguments, mask)
 
     def backward(self, g, saved, need_input):
         input_shape, images = saved
-        layer = self.layer
-        mask = [need_input, True, layer.bias is not None]
-        grad_input, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
-            g, images, layer.weight, *self._backward_arguments, mask
-        )
-        layer.weight.grad.copy_(grad_weight)
-        if layer.bias is not None:
-            layer.bias.grad.copy_(grad_bias)
+        grad_input, grad_weight, grad_bias = self._gradients(g, images, need_input)
+        _store_gradients(self.layer, grad_weight, grad_bias)
         return grad_input.reshape(input_shape) if need_input else None
 
     def infer(self, x):
-        weight, bias = self.layer.weight, self.layer.bias
-        if weight.dtype != x.dtype:
-            weight = weight.to(x.dtype)
-            bias = None if bias is None else bias.to(x.dtype)
-        return self.layer._convolve(x.reshape(x.shape[0], *self.in_shape), weight, bias)
+        weight, bias = _parameters_in(self.layer, x.dtype)
+        return self._apply(x.reshape(x.shape[0], *self.in_shape), weight, bias)
+
+
+def _parameters_in(layer, dtype):
+    """The layer's weight and bias in ``dtype`` (converted copies if they differ)."""
+    weight, bias = layer.weight, layer.bias
+    if weight.dtype != dtype:
+        weight = weight.to(dtype)
+        bias = None if bias is None else bias.to(dtype)
+    return weight, bias
+
+
+def _store_gradients(layer, grad_weight, grad_bias):
+    layer.weight.grad.copy_(grad_weight)
+    if layer.bias is not None:
+        layer.bias.grad.copy_(grad_bias)
 
 
 def _slow_conv2d_available():
@@ -239,10 +253,6 @@ class _UnfoldingConvolution(_DirectConvolution):
         module = layer.module
         self._geometry = (list(module.kernel_size), list(module.stride), list(module.padding))
 
-    def forward(self, x):
-        images = x.reshape(x.shape[0], *self.in_shape)
-        return self._apply(images, self.layer.weight, self.layer.bias), (x.shape, images)
-
     def _apply(self, images, weight, bias):
         kernel, stride, padding = self._geometry
         aten = torch.ops.aten
@@ -251,34 +261,19 @@ class _UnfoldingConvolution(_DirectConvolution):
             return aten.slow_conv_transpose2d(images, weight, kernel, bias, stride, padding, output_padding)
         return aten._slow_conv2d_forward(images, weight, kernel, bias, stride, padding)
 
-    def backward(self, g, saved, need_input):
-        input_shape, images = saved
+    def _gradients(self, g, images, need_input):
         layer = self.layer
         kernel, stride, padding = self._geometry
         aten = torch.ops.aten
         g = g.contiguous()
-        if layer.transposed:
-            grad_weight = aten._slow_conv2d_backward.output_mask(
-                images, g, layer.weight, kernel, stride, padding, [False, True, False]
-            )[1]
-            grad_input = aten._slow_conv2d_forward(g, layer.weight, kernel, None, stride, padding) if need_input else None
-            grad_bias = g.sum((0, 2, 3)) if layer.bias is not None else None
-        else:
+        if not layer.transposed:
             mask = [need_input, True, layer.bias is not None]
-            grad_input, grad_weight, grad_bias = aten._slow_conv2d_backward.output_mask(
-                g, images, layer.weight, kernel, stride, padding, mask
-            )
-        layer.weight.grad.copy_(grad_weight)
-        if layer.bias is not None:
-            layer.bias.grad.copy_(grad_bias)
-        return grad_input.reshape(input_shape) if need_input else None
-
-    def infer(self, x):
-        weight, bias = self.layer.weight, self.layer.bias
-        if weight.dtype != x.dtype:
-            weight = weight.to(x.dtype)
-            bias = None if bias is None else bias.to(x.dtype)
-        return self._apply(x.reshape(x.shape[0], *self.in_shape), weight, bias)
+            return aten._slow_conv2d_backward.output_mask(g, images, layer.weight, kernel, stride, padding, mask)
+        grad_weight = aten._slow_conv2d_backward.output_mask(
+            images, g, layer.weight, kernel, stride, padding, [False, True, False]
+        )[1]
+        grad_input = aten._slow_conv2d_forward(g, layer.weight, kernel, None, stride, padding) if need_input else None
+        return grad_input, grad_weight, g.sum((0, 2, 3)) if layer.bias is not None else None
 
 
 class _DenseConvolution:
@@ -337,10 +332,7 @@ class _DenseConvolution:
         return torch.mm(g, matrix.t()).reshape(input_shape) if need_input else None
 
     def infer(self, x):
-        weight, bias = self.layer.weight, self.layer.bias
-        if weight.dtype != x.dtype:
-            weight = weight.to(x.dtype)
-            bias = None if bias is None else bias.to(x.dtype)
+        weight, bias = _parameters_in(self.layer, x.dtype)
         rows = x.reshape(x.shape[0], self._n_in)
         if bias is None:
             return torch.mm(rows, self._matrix(weight))
