@@ -68,10 +68,11 @@ __all__ = [
 ]
 
 # Work per thread, in floating-point operations of one matrix product or
-# convolution (about 2 ms on one core of the development machine for training,
-# 0.15 ms for inference); see benchmarks/bench_training.py --threads for the
-# measurements these come from.
-FIT_FLOPS_PER_THREAD = 1 << 26
+# convolution: a product gets a second thread from twice that. The
+# measurements behind them (single products on 1 and 2 threads, quiet and
+# with one busy process) are in benchmarks/PERFORMANCE.md ("Threads"), from
+# `python benchmarks/bench_training.py --thread-sweep`.
+FIT_FLOPS_PER_THREAD = 1 << 25
 INFERENCE_FLOPS_PER_THREAD = 1 << 22
 
 _lock = threading.Lock()
