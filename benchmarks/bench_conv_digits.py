@@ -16,8 +16,10 @@ Run from the repository root::
 """
 
 import argparse
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 from sklearn.datasets import load_digits
@@ -25,7 +27,10 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
-from skae import VAETransformer
+# Measure the skae of this checkout, not another copy that happens to be installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from skae import VAETransformer  # noqa: E402
 
 
 def held_out_mse(reducer, X_test):
@@ -57,7 +62,10 @@ def main():
     pca_mse = held_out_mse(PCA(n_components=2).fit(X_train), X_test)
     print(f"PCA(2) held-out MSE: {pca_mse:.5f}")
     extra = {} if args.conv_channels is None else {"conv_channels": tuple(args.conv_channels)}
-    print(f"conv_channels={extra.get('conv_channels', VAETransformer().conv_channels)}")
+    import skae
+
+    print(f"skae from {Path(skae.__file__).parent}; conv_channels="
+          f"{extra.get('conv_channels', VAETransformer().conv_channels)}")
     # cpu_s: process CPU time; on a machine shared with other jobs wall time
     # (fit_s) can be several times larger than the work itself.
     print("model  seed  epochs  fit_s  cpu_s   mse      ratio_to_pca  conv_fit / mlp_fit")
