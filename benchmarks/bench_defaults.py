@@ -2,7 +2,7 @@
 
 Run:
     python benchmarks/bench_defaults.py            # default fits: one table, about 2-4 minutes
-    python benchmarks/bench_defaults.py --sweep    # where candidate stopping rules would stop
+    python benchmarks/bench_defaults.py --sweep    # where candidate stopping rules stop, about an hour
 
 Data: scikit-learn's digits (pixels / 16), wine, breast_cancer, iris and
 diabetes (standardised), each split 70/30 (stratified for the classification
@@ -18,13 +18,14 @@ mean for every row).
 
 ``--sweep`` trains each model one epoch at a time (``partial_fit``, up to
 ``--epochs``), recording the training loss and the held-out MSE after every
-epoch, and, separately, the same on 90% of the training rows with the
-validation score (``score``) of the other 10%. It then replays candidate
-stopping rules (``tol``, ``n_iter_no_change``, ``early_stopping``,
-``max_iter``) on those curves, exactly as the training loop applies them, and
-prints, per rule, how many models would stop at ``max_iter``, the median and
-largest epoch count, and the held-out MSE relative to the best seen on the
-curve.
+epoch. It then replays candidate stopping rules (``tol``,
+``n_iter_no_change``, ``max_iter``) on those curves, as the training loop
+applies them, and prints, per rule, how many models would stop at
+``max_iter``, the median and largest epoch count, and the held-out MSE at the
+stop relative to the best anywhere on the curve. ``--curves`` saves the
+curves, ``--replay`` replays saved ones (so the sweep can run in parts:
+``--datasets digits --curves a.npy`` and ``--datasets wine ... --curves
+b.npy``, then ``--replay a.npy b.npy``).
 """
 
 import argparse
@@ -46,9 +47,9 @@ SIZES = (2, 8, 16)
 MODELS = (AutoencoderTransformer, VAETransformer)
 
 
-def splits():
-    """Yield ``(name, X_train, X_test)`` for the five data sets."""
-    for name in DATASETS:
+def splits(datasets=DATASETS):
+    """Yield ``(name, X_train, X_test)`` for the data sets."""
+    for name in datasets:
         data = load_dataset(name)
         held_out = held_out_split(data.X, data.y, random_state=0)
         yield name, held_out.X_train, held_out.X_test
@@ -86,80 +87,78 @@ def default_fits(args):
 # --------------------------------------------------------------------- sweep
 
 
-def curves(cls, k, X_fit, X_test, epochs, X_val=None, seed=0):
-    """Per epoch: training loss, held-out MSE, and the validation score (or None)."""
+def curves(cls, k, X_train, X_test, epochs, seed=0):
+    """Per epoch of one-pass ``partial_fit`` calls: (training loss, held-out MSE)."""
     model = cls(k, random_state=seed, device="cpu")
-    losses, errors, scores = [], [], []
+    losses, errors = [], []
     for _ in range(epochs):
-        model.partial_fit(X_fit)
+        model.partial_fit(X_train)
         losses.append(model.loss_curve_[-1])
         errors.append(mse(model, X_test))
-        scores.append(model.score(X_val) if X_val is not None else None)
-    return losses, errors, scores
+    return losses, errors
 
 
-def replay(losses, errors, scores, tol, patience, max_iter, early_stopping):
-    """(epochs run, stopped at max_iter, held-out MSE of the kept weights), as trainer.train."""
-    best, count, best_epoch = -math.inf, 0, 0
-    values = scores if early_stopping else [-loss for loss in losses]
-    for epoch, value in enumerate(values[:max_iter]):
+def replay(losses, errors, tol, patience, max_iter):
+    """(epochs run, stopped at max_iter, held-out MSE at the end), as trainer.train stops."""
+    if max_iter > len(losses):
+        raise ValueError(f"curves of {len(losses)} epochs cannot replay max_iter={max_iter}")
+    best, count = -math.inf, 0
+    for epoch, value in enumerate(-loss for loss in losses[:max_iter]):
         if math.isfinite(best) and value < best + tol * abs(best):
             count += 1
         else:
             count = 0
-        if value > best:
-            best, best_epoch = value, epoch
+        best = max(best, value)
         if count > patience:
-            return epoch + 1, False, errors[best_epoch if early_stopping else epoch]
-    if max_iter > len(values):
-        raise ValueError(f"curves of {len(values)} epochs cannot replay max_iter={max_iter}")
-    epoch = max_iter - 1
-    return max_iter, True, errors[best_epoch if early_stopping else epoch]
+            return epoch + 1, False, errors[epoch]
+    return max_iter, True, errors[max_iter - 1]
 
 
+# (tol, n_iter_no_change, max_iter). early_stopping=True is no candidate: partial_fit
+# refuses it, so as a default it would break streaming with default settings.
 RULES = [
-    # (tol, n_iter_no_change, max_iter, early_stopping); the first are the defaults before issue 17
-    (tol, patience, max_iter, early_stopping)
-    for early_stopping in (False, True)
+    (tol, patience, max_iter)
     for tol in (1e-4, 1e-3, 1e-2)
     for patience in (10, 20, 50)
     for max_iter in (500, 1000, 2000)
 ]
 
 
-def sweep(args):
+def record_curves(args):
     runs = []
-    for name, X_train, X_test in splits():
-        order = np.random.RandomState(0).permutation(len(X_train))
-        n_val = max(1, round(0.1 * len(X_train)))
-        X_fit, X_val = X_train[order[n_val:]], X_train[order[:n_val]]
+    for name, X_train, X_test in splits(args.datasets):
         for k in [k for k in SIZES if k < X_train.shape[1]]:
             for cls in MODELS:
                 start = time.perf_counter()
-                plain = curves(cls, k, X_train, X_test, args.epochs)
-                held = curves(cls, k, X_fit, X_test, args.epochs, X_val=X_val)
-                runs.append((name, cls.__name__, k, plain, held))
-                print(f"# {name} {cls.__name__} k={k}: best held-out MSE {min(plain[1]):.4f} "
-                      f"at epoch {int(np.argmin(plain[1])) + 1}, ({time.perf_counter() - start:.0f} s)",
+                losses, errors = curves(cls, k, X_train, X_test, args.epochs)
+                runs.append((name, cls.__name__, k, losses, errors))
+                print(f"# {name} {cls.__name__} k={k}: best held-out MSE {min(errors):.4f} at "
+                      f"epoch {int(np.argmin(errors)) + 1} ({time.perf_counter() - start:.0f} s)",
                       file=sys.stderr, flush=True)
-    print("| tol | n_iter_no_change | max_iter | early_stopping | max_iter reached | "
-          "median epochs | most epochs | median MSE / best | worst MSE / best | worst model |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for tol, patience, max_iter, early_stopping in RULES:
+    return runs
+
+
+def sweep(args):
+    if args.replay:
+        runs = [run for path in args.replay for run in np.load(path, allow_pickle=True)]
+    else:
+        runs = record_curves(args)
+        if args.curves:
+            np.save(args.curves, np.array(runs, dtype=object), allow_pickle=True)
+    print("| tol | n_iter_no_change | max_iter | max_iter reached | median epochs | most epochs "
+          "| median MSE / best | worst MSE / best | worst model |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for tol, patience, max_iter in RULES:
         outcomes = []
-        for name, model, k, plain, held in runs:
-            losses, errors, scores = held if early_stopping else plain
-            epochs, at_max, error = replay(losses, errors, scores, tol, patience, max_iter,
-                                           early_stopping)
-            outcomes.append((epochs, at_max, error / min(plain[1]), f"{name} {model} {k}"))
+        for name, model, k, losses, errors in runs:
+            epochs, at_max, error = replay(losses, errors, tol, patience, max_iter)
+            outcomes.append((epochs, at_max, error / min(errors), f"{name} {model} {k}"))
         epochs = [o[0] for o in outcomes]
         ratios = [o[2] for o in outcomes]
         worst = outcomes[int(np.argmax(ratios))]
-        print(f"| {tol:g} | {patience} | {max_iter} | {early_stopping} | "
-              f"{sum(o[1] for o in outcomes)} of {len(outcomes)} | {np.median(epochs):.0f} | "
-              f"{max(epochs)} | {np.median(ratios):.3f} | {max(ratios):.3f} | {worst[3]} |")
-    if args.curves:
-        np.save(args.curves, np.array(runs, dtype=object), allow_pickle=True)
+        print(f"| {tol:g} | {patience} | {max_iter} | {sum(o[1] for o in outcomes)} of "
+              f"{len(outcomes)} | {np.median(epochs):.0f} | {max(epochs)} | "
+              f"{np.median(ratios):.3f} | {max(ratios):.3f} | {worst[3]} |")
     return 0
 
 
@@ -168,6 +167,9 @@ def main(argv=None):
     parser.add_argument("--sweep", action="store_true", help="replay candidate stopping rules")
     parser.add_argument("--epochs", type=int, default=2000, help="length of the sweep's curves")
     parser.add_argument("--curves", default=None, help="save the sweep's curves to this .npy")
+    parser.add_argument("--replay", nargs="+", default=None,
+                        help="replay the rules on curves saved before (.npy files)")
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--random-state", type=int, default=0)
     args = parser.parse_args(argv)

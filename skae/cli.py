@@ -208,37 +208,40 @@ def compare(args):
     params = {"device": args.device}
     if args.max_iter is not None:
         params["max_iter"] = args.max_iter
-    n_fits = 3 * len(sizes)
+    n_fits = 3 * len(sizes)  # PCA, the autoencoder and the VAE at each size
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         with tqdm(total=n_fits + count_figures(sizes, data.image_shape), desc="skae compare",
-                  unit="step", file=sys.stdout) as bar:
+                  unit="step") as bar:
             table = compare_reducers(data.X, data.y, n_components=sizes, task=task,
                                      random_state=args.random_state, progress=bar,
                                      return_estimator=True, **params)
             csv_path = os.path.join(out, "comparison.csv")
             table.drop(columns="estimator").to_csv(csv_path, index=False)
-            held_out = held_out_split(data.X, data.y, task=task,
-                                      random_state=args.random_state)
-            figures = write_figures(table, held_out, data.image_shape, args.random_state, out,
-                                    progress=bar)
+            figures = []
+            if not table.empty:
+                held_out = held_out_split(data.X, data.y, task=task,
+                                          random_state=args.random_state)
+                figures = write_figures(table, held_out, data.image_shape, args.random_state,
+                                        out, progress=bar)
     for message in dict.fromkeys(str(w.message).splitlines()[0] for w in caught):
         print(f"note: {message}")
+    if table.empty:
+        raise UsageError("no model could be fitted; the notes above say why")
     _print_table(table.drop(columns="estimator"))
-    for note in ("no better than the mean", "stopped at max_iter"):
-        if table["note"].str.contains(note).any():
-            print(f"note: {_NOTES[note]}")
+    for flag, meaning in _FLAGS.items():
+        if table["note"].str.contains(flag).any():
+            print(f"note: '{flag}': {meaning}")
     for path in [csv_path, *figures]:
         print(f"wrote {path}")
     return 0
 
 
-_NOTES = {
-    "no better than the mean": "'no better than the mean': the held-out reconstruction "
-                               "error is not clearly below that of predicting the training "
-                               "mean for every row",
-    "stopped at max_iter": "'stopped at max_iter': training had not converged; try a larger "
-                           "--max-iter",
+# What the flags of the table's note column mean (keys: skae.compare's flags).
+_FLAGS = {
+    "no better than the mean": "the held-out reconstruction error is not clearly below that "
+                               "of predicting the training mean for every row",
+    "stopped at max_iter": "training had not converged; try a larger --max-iter",
 }
 
 

@@ -310,3 +310,9 @@ def test_python_dash_m_skae(tmp_path):
     )
     assert result.returncode == 2
     assert "no such file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_cli_explains_every_flag_of_the_note_column():
+    from skae import cli, compare
+
+    assert set(cli._FLAGS) == {compare.NOT_BETTER_THAN_MEAN, compare.STOPPED_AT_MAX_ITER}
