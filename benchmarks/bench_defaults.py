@@ -1,20 +1,25 @@
 """Default training settings on the five bundled data sets: epochs, warnings, held-out error.
 
 Run:
-    python benchmarks/bench_defaults.py            # default fits: one table, about 2-4 minutes
-    python benchmarks/bench_defaults.py --sweep    # where candidate stopping rules stop, about an hour
+    python benchmarks/bench_defaults.py                # default fits: one table, a few minutes
+    python benchmarks/bench_defaults.py --seeds 0 1 --compare before early_stopping
+    python benchmarks/bench_defaults.py --sweep        # where candidate stopping rules stop, an hour
 
 Data: scikit-learn's digits (pixels / 16), wine, breast_cancer, iris and
 diabetes (standardised), each split 70/30 (stratified for the classification
 sets, random_state=0), as ``skae compare`` prepares them. Every latent size of
 2, 8 and 16 smaller than the number of features, for both estimators,
-``random_state=0``, on the CPU.
+``random_state`` from ``--seeds`` (default 0), on the CPU (``--device``).
 
 The default mode fits each model with the estimators' default settings and
 prints the epochs run, whether the fit stopped at ``max_iter`` (a
-ConvergenceWarning), the fit time, the held-out reconstruction MSE, and that
-MSE over PCA's at the same size and over the mean's (predicting the training
-mean for every row).
+ConvergenceWarning), the fit time and the held-out reconstruction MSE, next to
+PCA's at the same size and the mean's (predicting the training mean for every
+row). ``--compare`` adds fits with other settings side by side: ``before``,
+the defaults before issue 17 (``max_iter=500, tol=1e-4,
+n_iter_no_change=10``), and ``early_stopping`` (the defaults with
+``early_stopping=True``), with their MSE over the defaults'. The exit status
+is 1 when a default fit stopped at ``max_iter``.
 
 ``--sweep`` trains each model one epoch at a time (``partial_fit``, up to
 ``--epochs``), recording the training loss and the held-out MSE after every
@@ -59,29 +64,67 @@ def mse(model, X):
     return float(np.mean((model.inverse_transform(model.transform(X)) - X) ** 2))
 
 
+# Settings compared with the defaults by --compare.
+SETTINGS = {
+    "defaults": {},
+    # The defaults before issue 17, for both estimators.
+    "before": {"max_iter": 500, "tol": 1e-4, "n_iter_no_change": 10},
+    "early_stopping": {"early_stopping": True},
+}
+
+
+def fit(cls, k, settings, seed, device, X_train):
+    """Fit; return (model, seconds, stopped at max_iter)."""
+    model = cls(k, random_state=seed, device=device, **SETTINGS[settings])
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model.fit(X_train)
+    seconds = time.perf_counter() - start
+    return model, seconds, any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+
 def default_fits(args):
-    print("| data | model | k | epochs | max_iter reached | fit (s) | held-out MSE | / PCA | / mean |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    n_warned = 0
+    settings = ["defaults", *args.compare]
+    print(f"{len(args.seeds)} seed(s): {', '.join(map(str, args.seeds))}; per settings: epochs "
+          "(* = stopped at max_iter), fit seconds, mean held-out MSE over the seeds\n")
+    header = "| data | model | k | PCA MSE | mean's MSE |"
+    for name in settings:
+        header += f" {name}: epochs | s | MSE |" + ("" if name == "defaults" else " / defaults |")
+    print(header)
+    print("|" + " --- |" * (header.count("|") - 1))
+    totals = {name: [0, 0.0, []] for name in settings}  # warnings, seconds, log MSE ratios
     for name, X_train, X_test in splits():
         mean_mse = float(np.mean((X_test - X_train.mean(axis=0)) ** 2))
         for k in [k for k in SIZES if k < X_train.shape[1]]:
             pca_mse = mse(PCA(k).fit(X_train), X_test)
             for cls in MODELS:
-                model = cls(k, random_state=args.random_state, device=args.device)
-                start = time.perf_counter()
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", ConvergenceWarning)
-                    model.fit(X_train)
-                seconds = time.perf_counter() - start
-                warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
-                n_warned += warned
-                error = mse(model, X_test)
-                print(f"| {name} | {cls.__name__} | {k} | {model.n_iter_} | "
-                      f"{'YES' if warned else 'no'} | {seconds:.1f} | {error:.4f} | "
-                      f"{error / pca_mse:.2f} | {error / mean_mse:.2f} |", flush=True)
-    print(f"\n{n_warned} default fit(s) gave a ConvergenceWarning.")
-    return 0 if n_warned == 0 else 1
+                line = f"| {name} | {cls.__name__} | {k} | {pca_mse:.4f} | {mean_mse:.4f} |"
+                reference = None
+                for setting in settings:
+                    epochs, seconds, errors = [], 0.0, []
+                    for seed in args.seeds:
+                        model, took, at_max = fit(cls, k, setting, seed, args.device, X_train)
+                        epochs.append(f"{model.n_iter_}{'*' if at_max else ''}")
+                        seconds += took
+                        errors.append(mse(model, X_test))
+                        totals[setting][0] += at_max
+                    error = float(np.mean(errors))
+                    totals[setting][1] += seconds
+                    line += f" {'/'.join(epochs)} | {seconds:.1f} | {error:.4f} |"
+                    if reference is None:
+                        reference = error
+                    else:
+                        line += f" {error / reference:.2f} |"
+                        totals[setting][2].append(math.log(error / reference))
+                print(line, flush=True)
+    print()
+    for name, (n_warned, seconds, logs) in totals.items():
+        ratio = f"; MSE / defaults: geometric mean {math.exp(np.mean(logs)):.2f}, " \
+                f"range {math.exp(min(logs)):.2f} to {math.exp(max(logs)):.2f}" if logs else ""
+        print(f"{name}: {n_warned} fit(s) stopped at max_iter (ConvergenceWarning), "
+              f"{seconds:.0f} s of fitting{ratio}")
+    return 0 if totals["defaults"][0] == 0 else 1
 
 
 # --------------------------------------------------------------------- sweep
@@ -171,7 +214,10 @@ def main(argv=None):
                         help="replay the rules on curves saved before (.npy files)")
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--random-state", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="random_state values of the models")
+    parser.add_argument("--compare", nargs="+", choices=[s for s in SETTINGS if s != "defaults"],
+                        default=[], help="also fit with these settings, side by side")
     args = parser.parse_args(argv)
     return sweep(args) if args.sweep else default_fits(args)
 

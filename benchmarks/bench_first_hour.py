@@ -7,7 +7,8 @@ Run from the repository root:
 Parts, each in a fresh Python process as a user would run it:
 
 - ``quickstart``: ``python -m skae compare --n-components 2 8``, the README's
-  first command; prints its table and wall time.
+  first command; prints its table and wall time (``--write-image`` copies its
+  latent_spaces.png to docs/images/, the README's picture).
 - ``cli``: ``python -m skae compare --dataset digits`` and ``--dataset wine``
   with default options; wall time and the number of warnings printed.
 - ``startup``: how much of the first skae fit in a process is torch's one-time
@@ -21,6 +22,7 @@ Parts, each in a fresh Python process as a user would run it:
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -69,19 +71,24 @@ def count_warnings(stderr):
     return len(re.findall(r"^\S.*Warning: ", stderr, flags=re.MULTILINE))
 
 
-def skae_compare(*args):
+def skae_compare(*args, keep=None):
+    """Run ``python -m skae compare``; ``keep`` copies its latent_spaces.png there."""
     with tempfile.TemporaryDirectory() as out:
-        return run([sys.executable, "-m", "skae", "compare", *args, "--out", out])
+        result = run([sys.executable, "-m", "skae", "compare", *args, "--out", out])
+        if keep is not None:
+            shutil.copyfile(os.path.join(out, "latent_spaces.png"), keep)
+        return result
 
 
-def quickstart():
-    stdout, stderr, seconds = skae_compare("--n-components", "2", "8")
+def quickstart(args):
+    keep = os.path.join(ROOT, "docs", "images", "latent_spaces.png") if args.write_image else None
+    stdout, stderr, seconds = skae_compare("--n-components", "2", "8", keep=keep)
     print("$ skae compare --n-components 2 8")
     print(stdout.replace(tempfile.gettempdir(), "$TMPDIR"))
     print(f"wall time: {seconds:.1f} s; warnings printed: {count_warnings(stderr)}\n")
 
 
-def cli():
+def cli(args):
     for dataset in ("digits", "wine"):
         stdout, stderr, seconds = skae_compare("--dataset", dataset)
         notes = [line for line in stdout.splitlines() if line.startswith("note:")]
@@ -90,7 +97,7 @@ def cli():
     print()
 
 
-def startup():
+def startup(args):
     stdout, _, _ = run([sys.executable, "-c", _STARTUP])
     print(stdout)
 
@@ -103,7 +110,7 @@ def readme_grid_code():
     return re.search(r"```python\n(.*?)```", section, flags=re.DOTALL).group(1)
 
 
-def grid():
+def grid(args):
     stdout, stderr, seconds = run([sys.executable, "-c", readme_grid_code() + _GRID_RESULTS])
     print("README grid search (GridSearchCV, 5-fold, mean accuracy):")
     print(stdout)
@@ -113,10 +120,13 @@ def grid():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--write-image", action="store_true",
+                        help="copy the quickstart's latent_spaces.png to docs/images/ (the "
+                             "README's picture)")
     args = parser.parse_args(argv)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPU cores")
     for part in args.parts:
-        globals()[part]()
+        globals()[part](args)
     return 0
 
 

@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_array, column_or_1d
 from .autoencoder import AutoencoderTransformer
 from .vae import VAETransformer
 
-__all__ = ["compare_reducers", "held_out_split", "resolve_task", "sizes_to_compare"]
+__all__ = ["compare_reducers", "resolve_task"]
 
 COLUMNS = [
     "reducer",
@@ -77,6 +77,24 @@ def resolve_task(y, task="auto"):
         If ``task`` is unknown, is given without a target, or says
         regression for a target that is not numeric, or if ``y`` is not
         one-dimensional or holds missing values.
+
+    See Also
+    --------
+    compare_reducers : Uses it to score the codes with a classifier or a
+        regressor.
+    sklearn.utils.multiclass.type_of_target : Calls any whole numbers
+        classes, however many.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes, load_wine
+    >>> from skae.compare import resolve_task
+    >>> resolve_task(load_diabetes().target)
+    'regression'
+    >>> resolve_task(load_wine().target.astype(float))
+    'classification'
+    >>> resolve_task(load_diabetes().target, task="classification")
+    'classification'
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(map(repr, TASKS))}; got {task!r}.")
@@ -373,13 +391,14 @@ def compare_reducers(
         ``n_components``, ``reconstruction_mse`` (held out, NaN without
         ``inverse_transform``), ``mse_vs_mean`` (that error over the error of
         predicting the training mean for every row: 1 is no better than the
-        mean), ``trustworthiness`` (of the held-out codes), ``fit_time_s``,
-        ``transform_time_s``, ``downstream_metric`` (``"accuracy"``, ``"r2"``
-        or None), ``downstream_score``, and ``note``: ``"no better than the
-        mean"`` when the held-out error is not below the mean's by two
-        standard errors (of the per-row difference), ``"stopped at max_iter"``
-        when the fit ended with a ConvergenceWarning (which is not repeated),
-        else empty.
+        mean), ``trustworthiness`` (of the held-out codes), ``fit_time_s``
+        (the first torch model fitted in a process also pays torch's one-time
+        start-up, a second or more), ``transform_time_s``,
+        ``downstream_metric`` (``"accuracy"``, ``"r2"`` or None),
+        ``downstream_score``, and ``note``: ``"no better than the mean"`` when
+        the held-out error is not below the mean's by two standard errors (of
+        the per-row difference), ``"stopped at max_iter"`` when the fit ended
+        with a ConvergenceWarning (which is not repeated), else empty.
 
     See Also
     --------
