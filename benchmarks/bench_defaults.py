@@ -38,14 +38,18 @@ import math
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
-from skae import AutoencoderTransformer, VAETransformer
-from skae.cli import load_dataset
-from skae.compare import held_out_split
+# Measure the skae of this checkout, not another copy that happens to be installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from skae import AutoencoderTransformer, VAETransformer  # noqa: E402
+from skae.cli import load_dataset  # noqa: E402
+from skae.compare import held_out_split  # noqa: E402
 
 DATASETS = ("digits", "wine", "breast_cancer", "iris", "diabetes")
 SIZES = (2, 8, 16)
