@@ -305,3 +305,48 @@ def test_inference_is_thread_safe_and_does_not_mutate(cls, digits):
     for i, result in enumerate(threaded):
         assert_array_equal(result, serial[i % len(calls)])
     _assert_same_state(before, _fitted_state(est))
+
+
+# ------------------------------------------------------------------ data scale
+
+
+def _unit_scale_data(name):
+    from sklearn.datasets import load_digits, load_wine
+    from sklearn.preprocessing import StandardScaler
+
+    data = {"digits": lambda: load_digits().data[:300], "wine": lambda: load_wine().data}[name]()
+    return StandardScaler().fit_transform(data)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("data", ["digits", "wine"])
+@pytest.mark.parametrize("scale", [1e-20, 1e20])
+def test_data_at_extreme_scales_trains_as_at_unit_scale(cls, data, scale):
+    X = _unit_scale_data(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        unit = tiny(cls, max_iter=10).fit(X)
+        scaled = tiny(cls, max_iter=10).fit(X * scale)
+    np.testing.assert_allclose(scaled.transform(X * scale), unit.transform(X), atol=1e-5)
+    np.testing.assert_allclose(np.array(scaled.loss_curve_), np.array(unit.loss_curve_) * scale**2 if cls.__name__ == "AutoencoderTransformer" else np.array(unit.loss_curve_) + X.shape[1] * math.log(scale), rtol=1e-5)
+    assert _all_outputs_finite(scaled, X * scale)
+
+
+@pytest.mark.parametrize("data", ["digits", "wine"])
+def test_autoencoder_at_1e_30_trains_as_at_unit_scale(data):
+    from skae import AutoencoderTransformer
+
+    X = _unit_scale_data(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        unit = tiny(AutoencoderTransformer, max_iter=10).fit(X)
+        scaled = tiny(AutoencoderTransformer, max_iter=10).fit(X * 1e-30)
+    np.testing.assert_allclose(scaled.transform(X * 1e-30), unit.transform(X), atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("scale", [1e-300, 1e-320, 1e-34])
+def test_data_below_float32s_range_is_refused_naming_it(cls, scale):
+    X = _unit_scale_data("wine") * scale  # 1e-320: denormal float64
+    with pytest.raises(ValueError, match=r"below float32's range.*same for every row"):
+        tiny(cls).fit(X)
