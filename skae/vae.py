@@ -198,14 +198,13 @@ class VAETransformer(_BaseAutoencoder):
             observation_variance=self.observation_variance_,
         )
 
-    def _fit_latent_summary(self, statistics, n_features):
+    def _latent_summary(self, statistics, n_features, rng):
         if self.reconstruction_loss == "bce":
-            self.observation_variance_ = None
-            return
+            return dict(observation_variance_=None)
         squared_errors = statistics[0]
         total = float(squared_errors.sum(dtype=torch.float64))
         mean_squared_error = total / (squared_errors.shape[0] * n_features)
-        self.observation_variance_ = max(mean_squared_error, self._min_observation_variance)
+        return dict(observation_variance_=max(mean_squared_error, self._min_observation_variance))
 
     def _draw_latent(self, n_samples, rng):
         return rng.standard_normal((n_samples, self.n_components_))
