@@ -580,6 +580,18 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         -------
         self : object
             The fitted estimator.
+
+        Notes
+        -----
+        Ctrl-C (``KeyboardInterrupt``) stops training and keeps the last
+        completed epoch, with a warning: its weights, the optimiser's state,
+        ``n_iter_``, ``loss_curve_`` and the latent summary are then exactly
+        those an uninterrupted fit of that many epochs leaves. A Ctrl-C in the
+        pass over ``X`` that follows the last epoch restarts that pass. A
+        second Ctrl-C, or one before a fresh fit completes its first epoch,
+        abandons the call: the estimator is left as it was before it and the
+        ``KeyboardInterrupt`` propagates. :meth:`partial_fit` behaves alike; one
+        interrupted before its epoch completes changes nothing.
         """
         return self._fit(X, incremental=False)
 
