@@ -45,9 +45,13 @@ from .engine.threads import fit_threads, in_threads, inference_threads
 from .engine.interrupts import interrupts_deferred
 from .engine.trainer import make_optimizer, train
 
-# Training runs in float32: past this magnitude squared errors summed over
-# features overflow it, so such data is refused with advice to scale it.
-_MAX_TRAINING_MAGNITUDE = 1e15
+# Training runs in float32 on residuals in units of the data's scale, so any
+# scale float32 holds with its full precision trains alike: values up to this
+# magnitude (float32's largest is 3.4e38; reconstructions may overshoot the
+# data), spreads down to this one (below it, values lose precision in float32
+# (its smallest normal number is 1.2e-38) and then become 0).
+_MAX_TRAINING_MAGNITUDE = 1e35
+_MIN_TRAINING_SCALE = float(np.finfo(np.float32).tiny / np.finfo(np.float32).eps)
 
 _AUTO_BATCH_SIZE = 200
 
@@ -262,6 +266,19 @@ def _location_and_scale(X, chunk_elements=1 << 22):
         count = total
     spread = float(np.sqrt((sum_squares / count).mean()))
     return mean, spread if spread > 0 and np.isfinite(spread) else 1.0
+
+
+def _check_float32_scale(scale):
+    """Refuse data whose spread float32 cannot hold: it would train a constant model."""
+    if scale < _MIN_TRAINING_SCALE:
+        raise ValueError(
+            f"X's values vary by about {scale:.3g} (at most), below "
+            "float32's range: skae trains in float32, which holds numbers down to "
+            f"{float(np.finfo(np.float32).tiny):.3g} at full precision (to "
+            f"{_MIN_TRAINING_SCALE:.3g} for the differences between them), so X would "
+            "train a model whose codes are the same for every row. Multiply X by a "
+            "constant first, for instance with sklearn.preprocessing.StandardScaler."
+        )
 
 
 def _as_tensor(X, dtype=None):
@@ -531,6 +548,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         # max(-min, max) rather than max(abs(X)): no temporary copy of large data.
         low, high = _sparse.value_range(X) if _sparse.issparse(X) else (X.min(), X.max())
         largest = max(-float(low), float(high))
+        if 0 < largest < _MIN_TRAINING_SCALE:
+            _check_float32_scale(largest)
         if largest > _MAX_TRAINING_MAGNITUDE:
             raise ValueError(
                 f"X contains values as large as {largest:.3g} in magnitude, beyond what "
@@ -650,6 +669,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if fresh:
             rng = check_random_state(self.random_state)
             location, self._data_scale = _location_and_scale(X)
+            _check_float32_scale(self._data_scale)
             encoder, decoder = self._initial_networks(X, rng, device, image_shape, location)
         else:
             rng = self._random_state

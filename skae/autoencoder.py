@@ -143,12 +143,10 @@ class AutoencoderTransformer(_BaseAutoencoder):
         self.latent_sampler = latent_sampler
 
     def _engine_model_for(self, encoder, decoder, reconstruction_loss):
-        # Squared errors grow with the square of the data's units; dividing the
-        # gradient by it keeps Adam's epsilon (and float32's range) equally
-        # harmless for data in any units. The VAE's calibrated loss needs no such
-        # factor: its gradient is already scale-free.
-        scale = self._data_scale**-2 if reconstruction_loss == "mse" else 1.0
-        return Autoencoder(encoder, decoder, reconstruction_loss, gradient_scale=scale)
+        # Squared errors grow with the square of the data's units; training on
+        # residuals divided by the data's scale keeps Adam's epsilon and float32's
+        # range equally harmless for data in any units.
+        return Autoencoder(encoder, decoder, reconstruction_loss, scale=self._data_scale)
 
     def _latent_summary(self, statistics, n_features, rng):
         codes = statistics[0].numpy().astype(np.float64)

@@ -153,6 +153,7 @@ def _steps(model, optimizer, batch_size, base_threads, operation_threads):
 
 
 def _run_epoch(gradients, update, X, batch_size, generator):
+    """One pass over ``X``: the mean training loss, as the model computes it."""
     n_samples = X.shape[0]
     order = torch.randperm(n_samples, generator=generator, device=X.device)
     total = torch.zeros((), device=X.device)
@@ -160,6 +161,14 @@ def _run_epoch(gradients, update, X, batch_size, generator):
         total.add_(gradients(X.index_select(0, order[start : start + batch_size]), generator))
         update()
     return (total / n_samples).item()
+
+
+def _epoch_loss(model, X, mean_loss):
+    """``mean_loss`` in the data's units where the model trains in other ones (in float64)."""
+    to_input_units = getattr(model, "loss_in_input_units", None)
+    if to_input_units is None or not math.isfinite(mean_loss):
+        return mean_loss
+    return to_input_units(mean_loss, X.shape[1])
 
 
 def train(
@@ -182,7 +191,9 @@ def train(
     Parameters
     ----------
     model : torch.nn.Module
-        Has ``training_loss(batch, generator) -> scalar tensor``.
+        Has ``training_loss(batch, generator) -> scalar tensor``, and may have
+        ``loss_in_input_units(mean_loss, n_features) -> float``, which turns
+        the epoch's mean loss into the figure reported and judged.
     optimizer : torch.optim.Optimizer
         Over ``model.parameters()``.
     X : torch.Tensor of shape (n_samples, n_features)
@@ -235,7 +246,7 @@ def train(
     with threads_scope(base_threads) if switches else in_threads(threads):
         try:
             for _ in range(n_epochs):
-                loss = _run_epoch(gradients, update, X, batch_size, generator)
+                loss = _epoch_loss(model, X, _run_epoch(gradients, update, X, batch_size, generator))
                 score = None
                 if validation_score is not None and math.isfinite(loss):
                     model.eval()
