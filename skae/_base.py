@@ -42,11 +42,16 @@ from .engine.networks import (
     initialize_parameters,
 )
 from .engine.threads import fit_threads, in_threads, inference_threads
+from .engine.interrupts import interrupts_deferred
 from .engine.trainer import make_optimizer, train
 
-# Training runs in float32: past this magnitude squared errors summed over
-# features overflow it, so such data is refused with advice to scale it.
-_MAX_TRAINING_MAGNITUDE = 1e15
+# Training runs in float32 on residuals in units of the data's scale, so any
+# scale float32 holds with its full precision trains alike: values up to this
+# magnitude (float32's largest is 3.4e38; reconstructions may overshoot the
+# data), spreads down to this one (below it, values lose precision in float32
+# (its smallest normal number is 1.2e-38) and then become 0).
+_MAX_TRAINING_MAGNITUDE = 1e35
+_MIN_TRAINING_SCALE = float(np.finfo(np.float32).tiny / np.finfo(np.float32).eps)
 
 _AUTO_BATCH_SIZE = 200
 
@@ -268,6 +273,19 @@ def _location_and_scale(X, chunk_elements=1 << 22):
     return mean, spread if spread > 0 and np.isfinite(spread) else 1.0
 
 
+def _check_float32_scale(scale):
+    """Refuse data whose spread float32 cannot hold: it would train a constant model."""
+    if scale < _MIN_TRAINING_SCALE:
+        raise ValueError(
+            f"X's values vary by about {scale:.3g} (at most), below "
+            "float32's range: skae trains in float32, which holds numbers down to "
+            f"{float(np.finfo(np.float32).tiny):.3g} at full precision (to "
+            f"{_MIN_TRAINING_SCALE:.3g} for the differences between them), so X would "
+            "train a model whose codes are the same for every row. Multiply X by a "
+            "constant first, for instance with sklearn.preprocessing.StandardScaler."
+        )
+
+
 def _as_tensor(X, dtype=None):
     """A CPU tensor sharing memory with ``X`` where its layout and ``dtype`` allow."""
     if _sparse.issparse(X):
@@ -443,11 +461,13 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     # Rows the decoder runs per training row in the fit pass (see _fit_statistics).
     _decoded_rows_per_row = 1
 
-    def _fit_latent_summary(self, statistics, n_features):
-        """Store what :meth:`sample` and :meth:`score_samples` need from the training data.
+    def _latent_summary(self, statistics, n_features, rng):
+        """What :meth:`sample` and :meth:`score_samples` need from the training data.
 
         ``statistics`` is the engine model's ``fit_statistics`` of every training
-        row (a tuple of CPU tensors, rows first), ``n_features`` the data's width.
+        row (a tuple of CPU tensors, rows first), ``n_features`` the data's width,
+        ``rng`` the fit's RandomState. Returns the fitted attributes as a dict:
+        the fit assigns them with the others, all at once.
         """
         raise NotImplementedError
 
@@ -533,6 +553,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         # max(-min, max) rather than max(abs(X)): no temporary copy of large data.
         low, high = _sparse.value_range(X) if _sparse.issparse(X) else (X.min(), X.max())
         largest = max(-float(low), float(high))
+        if 0 < largest < _MIN_TRAINING_SCALE:
+            _check_float32_scale(largest)
         if largest > _MAX_TRAINING_MAGNITUDE:
             raise ValueError(
                 f"X contains values as large as {largest:.3g} in magnitude, beyond what "
@@ -582,6 +604,18 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         -------
         self : object
             The fitted estimator.
+
+        Notes
+        -----
+        Ctrl-C (``KeyboardInterrupt``) stops training and keeps the last
+        completed epoch, with a warning: its weights, the optimiser's state,
+        ``n_iter_``, ``loss_curve_`` and the latent summary are then exactly
+        those an uninterrupted fit of that many epochs leaves. A Ctrl-C in the
+        pass over ``X`` that follows the last epoch restarts that pass. A
+        second Ctrl-C, or one before a fresh fit completes its first epoch,
+        abandons the call: the estimator is left as it was before it and the
+        ``KeyboardInterrupt`` propagates. :meth:`partial_fit` behaves alike; one
+        interrupted before its epoch completes changes nothing.
         """
         return self._fit(X, incremental=False)
 
@@ -615,6 +649,16 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _fit(self, X, incremental):
         # Let go of the attributes this fit replaces as soon as it replaces them.
         _INFERENCE_MODELS.pop(self, None)
+        undo = _FitUndo(self)
+        try:
+            return self._fit_or_raise(X, incremental, undo)
+        except BaseException:
+            # A failed or abandoned call (an error, a second Ctrl-C) leaves the
+            # estimator as it was before the call.
+            undo()
+            raise
+
+    def _fit_or_raise(self, X, incremental, undo):
         fitted = hasattr(self, "encoder_")
         fresh = not fitted or (not incremental and not self.warm_start)
         if not fresh and self._fitted_architecture != self._architecture():
@@ -630,9 +674,11 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if fresh:
             rng = check_random_state(self.random_state)
             location, self._data_scale = _location_and_scale(X)
+            _check_float32_scale(self._data_scale)
             encoder, decoder = self._initial_networks(X, rng, device, image_shape, location)
         else:
             rng = self._random_state
+            undo.keep_networks_and_random_state()
             encoder, decoder = self.encoder_.to(device), self.decoder_.to(device)
 
         X_all = _rows(X, device, torch.float32)
@@ -644,7 +690,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         model = self._engine_model_for(encoder, decoder, self.reconstruction_loss)
         optimizer = make_optimizer(model.parameters(), self.learning_rate_init, device)
         if not fresh and getattr(self, "_optimizer_state", None) is not None:
-            optimizer.load_state_dict(self._optimizer_state)
+            # A copy: training updates the optimiser's state tensors in place, and
+            # the stored state must stay that of the kept weights until committed.
+            optimizer.load_state_dict(copy.deepcopy(self._optimizer_state))
             for group in optimizer.param_groups:
                 group["lr"] = self.learning_rate_init
         generator = torch.Generator(device=device).manual_seed(
@@ -658,7 +706,6 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                     return float(_score_rows(model, X_val).mean())
 
         epochs_before = 0 if fresh else self.n_iter_
-        start_state = None if fresh else copy.deepcopy(model.state_dict())
         batch_size = self._batch_size(X_train.shape[0])
         threads, operation_threads = (
             fit_threads(model, X_train.shape[1], batch_size, self.n_threads)
@@ -679,19 +726,15 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             threads=threads,
             operation_threads=operation_threads,
         )
-        statistics = None  # computed once the fit is known to keep weights
-        if history.losses:
-            statistics, finite = self._fit_statistics(model, X_train, device)
-            if not finite:
-                # An epoch's mean loss was finite but its last steps broke the weights.
-                history.stop_reason = "diverged"
-                history.losses, history.validation_scores = [], []
-                statistics = None
-                if start_state is not None:
-                    model.load_state_dict(start_state)
+        if history.stop_reason == "interrupted" and not history.losses:
+            if fresh:
+                raise KeyboardInterrupt("fit was interrupted before its first epoch completed")
+            # Nothing of this call is kept: the estimator stays as it was.
+            undo()
+            self._warn_about_stop(history.stop_reason, incremental)
+            return self
+        summary = self._statistics_of_kept_weights(model, X_train, device, history, undo, rng)
         previous_losses = [] if fresh else self.loss_curve_
-        if history.stop_reason == "interrupted" and not (previous_losses or history.losses):
-            raise KeyboardInterrupt("fit was interrupted before its first epoch completed")
         if history.stop_reason == "diverged" and not (previous_losses or history.losses):
             raise ValueError(
                 "Training diverged before any epoch gave usable weights: the loss or the "
@@ -700,32 +743,64 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 "data, for instance with sklearn.preprocessing.StandardScaler."
             )
 
-        self.encoder_, self.decoder_ = encoder, decoder
-        self.n_components_ = self.n_components
-        self.image_shape_ = image_shape
-        self.device_ = device
-        self._fitted_architecture = self._architecture()
-        self._random_state = rng
-        self._optimizer_state = (
-            None if history.stop_reason == "diverged" else optimizer.state_dict()
+        # Everything is computed; the new attributes replace the old ones in one
+        # step that a Ctrl-C cannot cut in half.
+        fitted = dict(
+            encoder_=encoder,
+            decoder_=decoder,
+            n_components_=self.n_components,
+            image_shape_=image_shape,
+            device_=device,
+            _fitted_architecture=self._architecture(),
+            _random_state=rng,
+            _optimizer_state=None if history.stop_reason == "diverged" else optimizer.state_dict(),
+            n_iter_=epochs_before + len(history.losses),
+            loss_curve_=previous_losses + history.losses,
         )
-        self.n_iter_ = (0 if fresh else self.n_iter_) + len(history.losses)
-        self.loss_curve_ = previous_losses + history.losses
-        self.best_loss_ = min(self.loss_curve_)
+        fitted["best_loss_"] = min(fitted["loss_curve_"])
         if self.early_stopping and not incremental:
             previous = [] if fresh else (self.validation_scores_ or [])
-            self.validation_scores_ = previous + history.validation_scores
-            self.best_validation_score_ = (
-                max(self.validation_scores_) if self.validation_scores_ else None
-            )
+            scores = previous + history.validation_scores
+            fitted["validation_scores_"] = scores
+            fitted["best_validation_score_"] = max(scores) if scores else None
         elif fresh:
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-        if statistics is None:
-            statistics, _ = self._fit_statistics(model, X_train, device)
-        self._fit_latent_summary(statistics, X_train.shape[1])
+            fitted["validation_scores_"] = None
+            fitted["best_validation_score_"] = None
+        fitted.update(summary)
+        with interrupts_deferred():
+            vars(self).update(fitted)
+            undo.forget()
         self._warn_about_stop(history.stop_reason, incremental)
         return self
+
+    def _statistics_of_kept_weights(self, model, X, device, history, undo, rng):
+        """The latent summary of ``X`` under the weights that training kept, as a dict.
+
+        Its pass over ``X`` (see :meth:`_fit_statistics`) also checks them:
+        weights broken after the last epoch (a non-finite output) count as a
+        divergence, the weights from before the call come back (None for a fresh
+        fit, which has none) and the summary is of them. A first Ctrl-C during
+        this work does not stop it, as the kept weights need their summary: it
+        starts again and the fit ends as interrupted. A second Ctrl-C (the first
+        may have stopped the training) abandons the call.
+        """
+        retried = history.stop_reason == "interrupted"
+        while True:
+            try:
+                statistics, finite = self._fit_statistics(model, X, device)
+                if not finite and history.losses:
+                    # An epoch's mean loss was finite but its last steps broke the weights.
+                    history.stop_reason = "diverged"
+                    history.losses, history.validation_scores = [], []
+                    if not undo.restore_networks():
+                        return None
+                    continue
+                return self._latent_summary(statistics, X.shape[1], rng)
+            except KeyboardInterrupt:
+                if retried:
+                    raise
+                retried = True
+                history.stop_reason = "interrupted"
 
     def _fit_statistics(self, model, X, device):
         """``(model.fit_statistics over every row of X, whether all of it is finite)``.
@@ -1207,6 +1282,53 @@ class _ProgressPrinter:
         if validation_score is not None:
             message += f", validation score = {validation_score:.8f}"
         print(message)
+
+
+class _FitUndo:
+    """Puts an estimator back as it was before a call to ``fit`` or ``partial_fit``.
+
+    Its attributes are kept by reference (the fit replaces them, never changes
+    them in place) except what training changes in place when it continues
+    from fitted weights: the networks' weights and device, and the RandomState.
+    """
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+        self.attributes = dict(vars(estimator))
+        self.networks = None
+        self.active = True
+
+    def keep_networks_and_random_state(self):
+        """Copy what continued training changes in place (call before it starts)."""
+        estimator = self.estimator
+        networks = (estimator.encoder_, estimator.decoder_)
+        self.networks = networks, [copy.deepcopy(net.state_dict()) for net in networks], estimator.device_
+        self.random_state = estimator._random_state.get_state()
+
+    def restore_networks(self):
+        """Give the networks their weights from before the call; False if there were none."""
+        if self.networks is None:
+            return False
+        networks, weights, device = self.networks
+        with interrupts_deferred():
+            for network, state in zip(networks, weights):
+                network.to(device).load_state_dict(state)
+        return True
+
+    def forget(self):
+        """The call's results are committed: undoing would now lose them."""
+        self.active = False
+
+    def __call__(self):
+        if not self.active:
+            return
+        with interrupts_deferred():
+            if self.restore_networks():
+                self.attributes["_random_state"].set_state(self.random_state)
+            state = vars(self.estimator)
+            state.clear()
+            state.update(self.attributes)
+            self.active = False
 
 
 def _allocate(network, hidden_layer_sizes):

@@ -149,29 +149,33 @@ class AutoencoderTransformer(_BaseAutoencoder):
         self.latent_sampler = latent_sampler
 
     def _engine_model_for(self, encoder, decoder, reconstruction_loss):
-        # Squared errors grow with the square of the data's units; dividing the
-        # gradient by it keeps Adam's epsilon (and float32's range) equally
-        # harmless for data in any units. The VAE's calibrated loss needs no such
-        # factor: its gradient is already scale-free.
-        scale = self._data_scale**-2 if reconstruction_loss == "mse" else 1.0
-        return Autoencoder(encoder, decoder, reconstruction_loss, gradient_scale=scale)
+        # Squared errors grow with the square of the data's units; training on
+        # residuals divided by the data's scale keeps Adam's epsilon and float32's
+        # range equally harmless for data in any units.
+        return Autoencoder(encoder, decoder, reconstruction_loss, scale=self._data_scale)
 
-    def _fit_latent_summary(self, statistics, n_features):
+    def _latent_summary(self, statistics, n_features, rng):
         codes = statistics[0].numpy().astype(np.float64)
-        self.latent_mean_ = codes.mean(axis=0)
-        self.latent_covariance_ = np.atleast_2d(np.cov(codes, rowvar=False, bias=True))
+        summary = dict(
+            latent_mean_=codes.mean(axis=0),
+            latent_covariance_=np.atleast_2d(np.cov(codes, rowvar=False, bias=True)),
+        )
         if isinstance(self.latent_sampler, str) and self.latent_sampler == "gaussian":
-            self.latent_weights_ = np.ones(1)
-            self.latent_means_ = self.latent_mean_[np.newaxis]
-            self.latent_covariances_ = self.latent_covariance_[np.newaxis]
-            return
+            return dict(
+                summary,
+                latent_weights_=np.ones(1),
+                latent_means_=summary["latent_mean_"][np.newaxis],
+                latent_covariances_=summary["latent_covariance_"][np.newaxis],
+            )
         if isinstance(self.latent_sampler, str) and self.latent_sampler == "normal":
             n_components = codes.shape[1]
-            self.latent_weights_ = np.ones(1)
-            self.latent_means_ = np.zeros((1, n_components))
-            self.latent_covariances_ = np.eye(n_components)[np.newaxis]
-            return
-        mixture = self._latent_mixture(len(codes)).fit(codes)
+            return dict(
+                summary,
+                latent_weights_=np.ones(1),
+                latent_means_=np.zeros((1, n_components)),
+                latent_covariances_=np.eye(n_components)[np.newaxis],
+            )
+        mixture = self._latent_mixture(len(codes), rng).fit(codes)
         covariances = mixture.covariances_
         # Other covariance types are expanded to full matrices, so sampling has one path.
         if mixture.covariance_type == "tied":
@@ -181,12 +185,15 @@ class AutoencoderTransformer(_BaseAutoencoder):
         elif mixture.covariance_type == "spherical":
             eye = np.eye(codes.shape[1])
             covariances = np.stack([c * eye for c in covariances])
-        self.latent_weights_ = mixture.weights_
-        self.latent_means_ = mixture.means_
-        self.latent_covariances_ = covariances
+        return dict(
+            summary,
+            latent_weights_=mixture.weights_,
+            latent_means_=mixture.means_,
+            latent_covariances_=covariances,
+        )
 
-    def _latent_mixture(self, n_codes):
-        seed = self._random_state.randint(np.iinfo(np.int32).max)
+    def _latent_mixture(self, n_codes, rng):
+        seed = rng.randint(np.iinfo(np.int32).max)
         if isinstance(self.latent_sampler, str):
             return GaussianMixture(min(10, n_codes), covariance_type="full", random_state=seed)
         mixture = clone(self.latent_sampler)

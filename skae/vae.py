@@ -181,10 +181,9 @@ class VAETransformer(_BaseAutoencoder):
     def _prepare_training(self, X, fresh):
         if fresh:
             # A floor on the decoder variance relative to the data's own scale, so
-            # that it binds equally for data in any units.
-            self._min_observation_variance = max(
-                1e-6 * self._data_scale**2, float(np.finfo(np.float32).tiny)
-            )
+            # that it binds equally for data in any units (training compares it with
+            # squared errors in units of that scale, so it needs no float32 floor).
+            self._min_observation_variance = 1e-6 * self._data_scale**2
 
     def _engine_model_for(self, encoder, decoder, reconstruction_loss, observation_variance=None):
         return VariationalAutoencoder(
@@ -194,6 +193,7 @@ class VAETransformer(_BaseAutoencoder):
             beta=self.beta,
             observation_variance=observation_variance,
             min_observation_variance=self._min_observation_variance,
+            scale=self._data_scale,
         )
 
     def _engine_model(self):
@@ -204,14 +204,13 @@ class VAETransformer(_BaseAutoencoder):
             observation_variance=self.observation_variance_,
         )
 
-    def _fit_latent_summary(self, statistics, n_features):
+    def _latent_summary(self, statistics, n_features, rng):
         if self.reconstruction_loss == "bce":
-            self.observation_variance_ = None
-            return
-        squared_errors = statistics[0]
+            return dict(observation_variance_=None)
+        squared_errors = statistics[0]  # in units of the data's scale
         total = float(squared_errors.sum(dtype=torch.float64))
-        mean_squared_error = total / (squared_errors.shape[0] * n_features)
-        self.observation_variance_ = max(mean_squared_error, self._min_observation_variance)
+        mean_squared_error = total / (squared_errors.shape[0] * n_features) * self._data_scale**2
+        return dict(observation_variance_=max(mean_squared_error, self._min_observation_variance))
 
     def _draw_latent(self, n_samples, rng):
         return rng.standard_normal((n_samples, self.n_components_))

@@ -7,6 +7,7 @@ data in input space.
 """
 
 import functools
+import math
 
 import torch
 from torch import nn
@@ -103,15 +104,20 @@ class Autoencoder(_EncoderDecoder):
     ----------
     encoder, decoder : torch.nn.Module
     reconstruction_loss : {"mse", "bce"}
-    gradient_scale : float, default=1.0
-        Factor applied to the loss before it is differentiated (the reported
-        loss is not scaled): the trainer's way to express gradients in units
-        where they are of order one.
+    scale : float, default=1.0
+        The data's scale. For ``"mse"`` the training loss is the squared error
+        of ``(output - x) / scale``, so that it and its gradient stay of order
+        one (and within float32's range) for data in any units;
+        :meth:`loss_in_input_units` converts it back.
     """
 
-    def __init__(self, encoder, decoder, reconstruction_loss, *, gradient_scale=1.0):
+    def __init__(self, encoder, decoder, reconstruction_loss, *, scale=1.0):
         super().__init__(encoder, decoder, reconstruction_loss)
-        self.gradient_scale = gradient_scale
+        self.scale = float(scale) if reconstruction_loss == "mse" else 1.0
+
+    def loss_in_input_units(self, loss, n_features):
+        """A mean training loss (a Python float) in the data's own units, computed in float64."""
+        return loss * self.scale**2
 
     def encode(self, x):
         return _infer(self.encoder, x)
@@ -123,8 +129,11 @@ class Autoencoder(_EncoderDecoder):
         return squared_error(raw, x)
 
     def training_loss(self, x, generator):
-        """Mean reconstruction loss of the batch (``generator`` is unused)."""
-        return self._per_row_loss(x).mean()
+        """Mean reconstruction loss of the batch, in units of ``scale`` (``generator`` is unused)."""
+        raw = self.decoder(self.encoder(x))
+        if self.reconstruction_loss == "bce":
+            return bernoulli_nll(raw, x).mean()
+        return squared_error(raw / self.scale, x / self.scale).mean()
 
     def score_samples(self, x):
         """Negative reconstruction loss per row: higher is better."""
@@ -140,7 +149,8 @@ class Autoencoder(_EncoderDecoder):
         raw = _infer(self.decoder, codes)
         if self.reconstruction_loss == "bce":
             return codes, bernoulli_nll(raw, x)
-        return codes, squared_error(raw, x)
+        # In units of scale: in input units it could overflow float32 for large data.
+        return codes, squared_error(raw / self.scale, x / self.scale)
 
 
 class VariationalAutoencoder(_EncoderDecoder):
@@ -162,6 +172,11 @@ class VariationalAutoencoder(_EncoderDecoder):
     min_observation_variance : float
         Floor on the per-batch optimal variance during training, so that a
         perfect fit cannot send ``log(variance)`` to minus infinity.
+    scale : float, default=1.0
+        The data's scale. For ``"mse"`` training and :meth:`fit_statistics`
+        work on residuals divided by it, so that squared errors stay within
+        float32's range for data in any units; :meth:`loss_in_input_units`
+        converts the training loss back.
 
     Notes
     -----
@@ -181,11 +196,23 @@ class VariationalAutoencoder(_EncoderDecoder):
         beta=1.0,
         observation_variance=None,
         min_observation_variance=1e-12,
+        scale=1.0,
     ):
         super().__init__(encoder, decoder, reconstruction_loss)
         self.beta = beta
         self.observation_variance = observation_variance
         self.min_observation_variance = min_observation_variance
+        self.scale = float(scale) if reconstruction_loss == "mse" else 1.0
+        # The floor in units of scale, computed in float64.
+        self.min_scaled_variance = min_observation_variance / self.scale**2
+
+    def loss_in_input_units(self, loss, n_features):
+        """A mean training loss (a Python float) in the data's own units, computed in float64.
+
+        The Gaussian log-density of data ``scale`` times larger is lower by
+        ``log(scale)`` per feature.
+        """
+        return loss + n_features * math.log(self.scale)
 
     def encode(self, x):
         return _infer(self.encoder, x)[0]
@@ -205,8 +232,9 @@ class VariationalAutoencoder(_EncoderDecoder):
         if self.reconstruction_loss == "bce":
             nll = bernoulli_nll(raw, x)
         else:
+            raw, x = raw / self.scale, x / self.scale
             # The optimum's gradient through the variance is zero, so detaching is exact.
-            variance = (raw.detach() - x).square().mean().clamp_min(self.min_observation_variance)
+            variance = (raw.detach() - x).square().mean().clamp_min(self.min_scaled_variance)
             nll = gaussian_nll(raw, x, variance)
         return (nll + self.beta * gaussian_kl(mean, log_var)).mean()
 
@@ -240,8 +268,8 @@ class VariationalAutoencoder(_EncoderDecoder):
     def fit_statistics(self, x):
         """Per row, what the fitted estimator keeps from its training data: ``(fit, kl)``.
 
-        ``fit`` is the squared error summed over the features (``"mse"``: the
-        decoder variance is calibrated from it) or the Bernoulli NLL
+        ``fit`` is the squared error summed over the features, in units of
+        ``scale`` (``"mse"``: the decoder variance is calibrated from it) or the Bernoulli NLL
         (``"bce"``), averaged over :func:`score_noise`'s draws;
         ``kl`` is the KL term. Both are finite exactly when every output the
         scores read is.
@@ -250,5 +278,5 @@ class VariationalAutoencoder(_EncoderDecoder):
         if self.reconstruction_loss == "bce":
             fit = bernoulli_nll(raw, x.unsqueeze(0).expand_as(raw)).mean(dim=0)
         else:
-            fit = squared_error(raw, x.unsqueeze(0)).mean(dim=0)
+            fit = squared_error(raw / self.scale, x.unsqueeze(0) / self.scale).mean(dim=0)
         return fit, gaussian_kl(mean, log_var)

@@ -37,7 +37,7 @@ def autograd_step(model):
     def step(batch, generator):
         model.zero_grad(set_to_none=True)
         loss = model.training_loss(batch, generator)
-        (loss * getattr(model, "gradient_scale", 1.0)).backward()
+        loss.backward()
         return loss.detach() * batch.shape[0]
 
     return step
@@ -83,7 +83,7 @@ class _AutoencoderStep:
     def __init__(self, model, operations):
         self.operations = operations
         self.bce = model.reconstruction_loss == "bce"
-        self.gradient_scale = model.gradient_scale
+        self.scale = model.scale
         self.chains = [operations]
 
     @torch.no_grad()
@@ -92,11 +92,12 @@ class _AutoencoderStep:
         n_rows = x.shape[0]
         if self.bce:
             total = F.binary_cross_entropy_with_logits(raw, x, reduction="sum")
-            g = torch.sigmoid(raw).sub_(x).mul_(self.gradient_scale / n_rows)
+            g = torch.sigmoid(raw).sub_(x).div_(n_rows)
         else:
-            diff = (raw - x).view(-1)
+            # Residuals in units of the data's scale: their squares stay in float32's range.
+            diff = (raw - x).div_(self.scale).view(-1)
             total = torch.dot(diff, diff)
-            g = diff.mul_(2.0 * self.gradient_scale / n_rows).view_as(x)
+            g = diff.mul_(2.0 / (self.scale * n_rows)).view_as(x)
         backward(self.operations, saved, g, need_input=False)
         return total
 
@@ -125,14 +126,15 @@ class _VariationalStep:
             nll = F.binary_cross_entropy_with_logits(raw, x, reduction="sum")
             g_raw = torch.sigmoid(raw).sub_(x).div_(n_rows)
         else:
-            diff = raw - x
+            # Residuals in units of the data's scale, as in training_loss.
+            diff = (raw - x).div_(model.scale)
             flat = diff.view(-1)
             squares = torch.dot(flat, flat)
             # The batch's maximum-likelihood variance, a constant for the gradient
             # (see VariationalAutoencoder.training_loss).
-            variance = (squares / flat.numel()).clamp_min(model.min_observation_variance)
+            variance = (squares / flat.numel()).clamp_min(model.min_scaled_variance)
             nll = 0.5 * (squares / variance + n_rows * n_features * (_LOG_2PI + variance.log()))
-            g_raw = diff.div_(variance * n_rows)
+            g_raw = diff.div_(variance * (n_rows * model.scale))
         variance_ratio = std.square()
         kl = 0.5 * (mean.square() + variance_ratio - 1.0 - log_var).sum()
 

@@ -5,6 +5,13 @@ batches, takes an optimiser step per batch, and reads the accumulated loss back
 to the host once. Everything that decides when to stop (tolerance, early
 stopping, divergence, Ctrl-C) runs between epochs, so no per-batch host work
 slows the inner loop.
+
+At the end of each completed epoch the loop keeps a copy of the weights and of
+the optimiser's state (its moments and step counters) together with the number
+of epochs they belong to, as one object assigned in one step: whenever
+training stops early (divergence, ``KeyboardInterrupt`` at any point, even
+while that copy is being taken) the model, the optimiser and the history go
+back to that epoch together.
 """
 
 import math
@@ -15,6 +22,7 @@ import torch
 from .adam import step_function
 from .backprop import autograd_step, manual_step
 from .chain import set_threads
+from .interrupts import interrupts_deferred
 from . import threads as thread_choice
 from .threads import in_threads, threads_scope
 
@@ -52,6 +60,57 @@ def make_optimizer(parameters, learning_rate, device):
 
 def _snapshot(model):
     return {name: value.detach().clone() for name, value in model.state_dict().items()}
+
+
+def _optimizer_snapshot(optimizer):
+    """A copy of the optimiser's per-parameter state (Adam's moments and step counters)."""
+    return {
+        parameter: {key: value.clone() if isinstance(value, torch.Tensor) else value for key, value in state.items()}
+        for parameter, state in optimizer.state.items()
+    }
+
+
+def _restore_optimizer(optimizer, snapshot):
+    """Put ``snapshot``'s values back into the optimiser's state tensors, in place.
+
+    In place, because the lean fused step (:mod:`.adam`) holds the state tensors
+    and its step counters are views of one tensor. A parameter without state in
+    ``snapshot`` (its first step came later) loses its state.
+    """
+    for parameter in list(optimizer.state):
+        kept = snapshot.get(parameter)
+        state = optimizer.state[parameter]
+        if kept is None or kept.keys() != state.keys():
+            del optimizer.state[parameter]
+            if kept is not None:
+                optimizer.state[parameter] = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in kept.items()}
+            continue
+        for key, value in kept.items():
+            if isinstance(value, torch.Tensor):
+                state[key].copy_(value)
+            else:
+                state[key] = value
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """The model and optimiser as they were after ``n_epochs`` completed epochs of this call."""
+
+    weights: dict
+    optimizer: dict
+    n_epochs: int
+
+    @classmethod
+    def take(cls, model, optimizer, n_epochs):
+        return cls(_snapshot(model), _optimizer_snapshot(optimizer), n_epochs)
+
+    def restore(self, model, optimizer, history):
+        # Deferred so that a second Ctrl-C cannot leave a half-restored model.
+        with interrupts_deferred():
+            model.load_state_dict(self.weights)
+            _restore_optimizer(optimizer, self.optimizer)
+            del history.losses[self.n_epochs :]
+            del history.validation_scores[self.n_epochs :]
 
 
 class _Plateau:
@@ -94,6 +153,7 @@ def _steps(model, optimizer, batch_size, base_threads, operation_threads):
 
 
 def _run_epoch(gradients, update, X, batch_size, generator):
+    """One pass over ``X``: the mean training loss, as the model computes it."""
     n_samples = X.shape[0]
     order = torch.randperm(n_samples, generator=generator, device=X.device)
     total = torch.zeros((), device=X.device)
@@ -101,6 +161,14 @@ def _run_epoch(gradients, update, X, batch_size, generator):
         total.add_(gradients(X.index_select(0, order[start : start + batch_size]), generator))
         update()
     return (total / n_samples).item()
+
+
+def _epoch_loss(model, X, mean_loss):
+    """``mean_loss`` in the data's units where the model trains in other ones (in float64)."""
+    to_input_units = getattr(model, "loss_in_input_units", None)
+    if to_input_units is None or not math.isfinite(mean_loss):
+        return mean_loss
+    return to_input_units(mean_loss, X.shape[1])
 
 
 def train(
@@ -123,7 +191,9 @@ def train(
     Parameters
     ----------
     model : torch.nn.Module
-        Has ``training_loss(batch, generator) -> scalar tensor``.
+        Has ``training_loss(batch, generator) -> scalar tensor``, and may have
+        ``loss_in_input_units(mean_loss, n_features) -> float``, which turns
+        the epoch's mean loss into the figure reported and judged.
     optimizer : torch.optim.Optimizer
         Over ``model.parameters()``.
     X : torch.Tensor of shape (n_samples, n_features)
@@ -159,12 +229,15 @@ def train(
     -------
     TrainingHistory
         On divergence (a non-finite epoch loss) or ``KeyboardInterrupt`` the
-        weights of the last completed finite epoch are restored first.
+        weights and the optimiser state of the last completed finite epoch
+        are restored first, and ``losses`` ends with that epoch. With
+        ``validation_score``, the best epoch's weights and optimiser state
+        are restored at the end.
     """
     history = TrainingHistory()
     plateau = _Plateau(tol, n_iter_no_change if n_iter_no_change is not None else math.inf)
-    last_good = _snapshot(model)
-    best = last_good
+    kept = _Kept.take(model, optimizer, 0)
+    best = kept
     model.train()
     base_threads = torch.get_num_threads() if threads is None else threads
     gradients, update, switches = _steps(model, optimizer, batch_size, base_threads, operation_threads)
@@ -173,33 +246,43 @@ def train(
     with threads_scope(base_threads) if switches else in_threads(threads):
         try:
             for _ in range(n_epochs):
-                loss = _run_epoch(gradients, update, X, batch_size, generator)
+                loss = _epoch_loss(model, X, _run_epoch(gradients, update, X, batch_size, generator))
                 score = None
                 if validation_score is not None and math.isfinite(loss):
                     model.eval()
                     score = validation_score()
                     model.train()
                 if not math.isfinite(loss) or (score is not None and not math.isfinite(score)):
-                    model.load_state_dict(last_good)
+                    kept.restore(model, optimizer, history)
                     history.stop_reason = "diverged"
                     break
-                last_good = _snapshot(model)
                 history.losses.append(loss)
                 if score is not None:
                     history.validation_scores.append(score)
+                # One assignment commits the epoch: an interrupt before it
+                # returns to the previous epoch, history included.
+                kept = _Kept.take(model, optimizer, len(history.losses))
                 if on_epoch_end is not None:
                     on_epoch_end(loss, score)
                 improved = plateau.update(-loss if score is None else score)
                 if improved and score is not None:
-                    best = last_good
+                    best = kept
                 if plateau.exhausted:
                     history.stop_reason = "converged"
                     break
         except KeyboardInterrupt:
-            model.load_state_dict(last_good)
+            kept.restore(model, optimizer, history)
             history.stop_reason = "interrupted"
-    if validation_score is not None and history.validation_scores:
-        model.load_state_dict(best)
-    model.zero_grad(set_to_none=True)
-    model.eval()
+    try:
+        with interrupts_deferred():
+            if validation_score is not None and history.validation_scores and best is not kept:
+                # The best epoch's weights with its optimiser state; the history
+                # keeps every epoch run, as MLPRegressor's does.
+                model.load_state_dict(best.weights)
+                _restore_optimizer(optimizer, best.optimizer)
+            model.zero_grad(set_to_none=True)
+            model.eval()
+    except KeyboardInterrupt:
+        # Delivered once the block was complete: the training is over and whole.
+        history.stop_reason = "interrupted"
     return history
