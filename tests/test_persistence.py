@@ -8,12 +8,13 @@ import warnings
 import joblib
 import numpy as np
 import pytest
+import safetensors.numpy
 import torch
 from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import skae
-from skae import AutoencoderTransformer, VAETransformer
+from skae import AutoencoderTransformer, VAETransformer, persistence
 from skae.persistence import FORMAT_VERSION
 
 from .helpers import ESTIMATORS, tiny
@@ -46,12 +47,30 @@ def _with_header(data, header):
     return len(text).to_bytes(8, "little") + text + data[8 + size :]
 
 
-def _edit_document(data, edit):
+def _edit_document(data, edit, seal=True):
+    """``data`` with ``edit`` applied to its JSON document.
+
+    Sealed (the default), the checksum is computed again, as an attacker can,
+    so that the edit reaches the checks behind it; else it is left as it was.
+    """
     _, header = _header(data)
     document = json.loads(header["__metadata__"]["skae"])
     edit(document)
+    if seal:  # with the arrays the edited document still refers to
+        arrays = safetensors.numpy.load(data)
+        return persistence._file_bytes(document, {name: arrays[name] for name in _tensor_refs(document)})
     header["__metadata__"]["skae"] = json.dumps(document)
     return _with_header(data, header)
+
+
+def _tensor_refs(value):
+    if type(value) is list:
+        return [name for item in value for name in _tensor_refs(item)]
+    if type(value) is not dict:
+        return []
+    if value.get("__skae__") == "ndarray":
+        return [value["tensor"]]
+    return [name for item in value.values() for name in _tensor_refs(item)]
 
 
 def _edit_state(data, edit):
@@ -255,8 +274,8 @@ def test_missing_truncated_and_corrupted_files(fitted_file, tmp_path):
 @pytest.mark.parametrize(
     "edit, match",
     [
-        (lambda d: d.update(format_version=FORMAT_VERSION + 1), "reads version 2 only. Upgrade"),
-        (lambda d: d.update(format_version=1), "format version 1; this skae reads version 2"),
+        (lambda d: d.update(format_version=FORMAT_VERSION + 1), f"reads version {FORMAT_VERSION} only. Upgrade"),
+        (lambda d: d.update(format_version=1), f"format version 1; this skae reads version {FORMAT_VERSION}"),
         (lambda d: d.update({"class": "os.system"}), "unknown estimator class 'os.system'"),
         (lambda d: d.update(state=[]), "state is not a skae AutoencoderTransformer's"),
         (lambda d: d["state"].update(skae_state=2), "layout version 2"),
@@ -265,7 +284,7 @@ def test_missing_truncated_and_corrupted_files(fitted_file, tmp_path):
         (lambda d: d["state"]["params"].update(not_a_param=1), "invalid parameters.*not_a_param"),
         (lambda d: d["state"]["attributes"].update(transform=1), "attribute 'transform' is not"),
         (lambda d: d["state"]["attributes"].update(__class__=1), "attribute '__class__' is not"),
-        (lambda d: d["state"]["attributes"].update(n_iter_={"__skae__": "tuple"}), "malformed 'tuple'"),
+        (lambda d: d["state"]["attributes"].update(n_iter_={"__skae__": "tuple"}), "'tuple' value with keys"),
         (lambda d: d["state"]["attributes"].update(n_iter_={"__skae__": "eval"}), "unknown type tag 'eval'"),
         (lambda d: d["state"]["networks"].pop("decoder_"), "not the encoder and decoder"),
         (
@@ -278,11 +297,11 @@ def test_missing_truncated_and_corrupted_files(fitted_file, tmp_path):
             lambda d: d["state"]["attributes"].update(
                 _fitted_architecture={"__skae__": "tuple", "items": [9, [4], "relu", "mse"]}
             ),
-            "fitted architecture cannot be built",
+            "'_fitted_architecture' must be a tuple of 9 entries",
         ),
         (
             lambda d: d["state"]["attributes"]["_fitted_architecture"]["items"].__setitem__(0, 9),
-            "does not match its architecture",
+            "'n_components_' is 2, but the fitted architecture has n_components=9",
         ),
     ],
 )

@@ -155,8 +155,8 @@ def test_gpu_trained_state_restores_on_the_cpu(X_small):
         (lambda s: s["attributes"].update(n_iter_=np.array(["x"], dtype=object)), "array of dtype object"),
         (lambda s: s["networks"]["decoder_"].update({"0.0.weight": np.zeros((3, 3))}), "does not match"),
         (lambda s: s["networks"]["encoder_"].update({"0.mean": np.zeros(5, np.int64)}), "not float32"),
-        (lambda s: s.update(optimizer=[1]), "optimizer state is not a dict"),
-        (lambda s: s["attributes"].update(device_="cuda"), "'device_' is not a device"),
+        (lambda s: s.update(optimizer=[1]), "optimizer state must be a dict"),
+        (lambda s: s["attributes"].update(device_="cuda"), "'device_' must be a torch.device"),
     ],
 )
 def test_invalid_states_are_refused(edit, match, X_small):
