@@ -3,6 +3,8 @@
 import json
 import os
 import pickle
+import subprocess
+import sys
 import warnings
 
 import joblib
@@ -363,3 +365,121 @@ def test_conv_and_mixture_models_round_trip(cls, params, tmp_path, digits):
     assert loaded.image_shape_ == est.image_shape_
     np.testing.assert_array_equal(loaded.transform(X_fit), est.transform(X_fit))
     np.testing.assert_array_equal(loaded.sample(5, random_state=2), est.sample(5, random_state=2))
+
+
+# ------------------------------------------------------------ how save writes
+
+
+@pytest.fixture
+def unfitted():
+    return AutoencoderTransformer(n_components=3, hidden_layer_sizes=[5])
+
+
+@pytest.fixture(params=["O_TMPFILE", "named temporary file"])
+def temporary_kind(request, monkeypatch, tmp_path):
+    """Both ways save makes its temporary file: unnamed (Linux) and named (elsewhere)."""
+    if request.param == "O_TMPFILE":
+        try:
+            os.close(os.open(tmp_path, os.O_TMPFILE | os.O_WRONLY, 0o600))
+        except (AttributeError, OSError):
+            pytest.skip("no O_TMPFILE on this system or file system")
+    else:
+        monkeypatch.delattr(os, "O_TMPFILE", raising=False)
+    return request.param
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_new_file_has_the_mode_the_umask_allows(umask, unfitted, tmp_path, temporary_kind):
+    previous = os.umask(umask)
+    try:
+        unfitted.save(tmp_path / "m.skae")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "m.skae").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_replaced_file_keeps_its_mode(unfitted, tmp_path, temporary_kind):
+    path = tmp_path / "m.skae"
+    path.write_bytes(b"old")
+    path.chmod(0o604)
+    unfitted.save(path)
+    assert path.stat().st_mode & 0o777 == 0o604
+    assert skae.load(path).get_params() == unfitted.get_params()
+
+
+def test_symbolic_link_is_followed_and_kept(unfitted, tmp_path):
+    (tmp_path / "models").mkdir()
+    target = tmp_path / "models" / "real.skae"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.skae"
+    link.symlink_to(target)
+    unfitted.save(link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert skae.load(target).get_params() == unfitted.get_params()
+    dangling = tmp_path / "dangling.skae"
+    dangling.symlink_to(tmp_path / "models" / "new.skae")
+    unfitted.save(dangling)
+    assert dangling.is_symlink() and (tmp_path / "models" / "new.skae").is_file()
+    assert sorted(os.listdir(tmp_path / "models")) == ["new.skae", "real.skae"]
+
+
+def test_what_is_not_a_regular_file_is_not_replaced(unfitted, tmp_path):
+    (tmp_path / "folder.skae").mkdir()
+    os.mkfifo(tmp_path / "fifo.skae")
+    for name, kind in [("folder.skae", "folders"), ("fifo.skae", "FIFOs")]:
+        with pytest.raises(ValueError, match=f"not a regular file; skae.save replaces files, not {kind}"):
+            unfitted.save(tmp_path / name)
+    assert sorted(os.listdir(tmp_path)) == ["fifo.skae", "folder.skae"]
+
+
+def test_file_reaches_the_disk_before_it_replaces_the_old_one(unfitted, tmp_path, monkeypatch, temporary_kind):
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(("fsync", os.path.isdir(f"/proc/self/fd/{fd}"))),
+                                                  real_fsync(fd)))
+    monkeypatch.setattr(os, "replace", lambda *a, **k: (calls.append(("replace", None)), real_replace(*a, **k)))
+    unfitted.save(tmp_path / "m.skae")
+    # The file's data, then the rename, then the folder's entry.
+    assert calls == [("fsync", False), ("replace", None), ("fsync", True)]
+
+
+@pytest.mark.parametrize("failing", ["fsync", "replace"])
+def test_interrupted_save_leaves_the_old_file_and_no_temporary_one(
+    failing, unfitted, tmp_path, monkeypatch, temporary_kind
+):
+    path = tmp_path / "m.skae"
+    AutoencoderTransformer(n_components=2).save(path)
+    before = path.read_bytes()
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, failing, interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        unfitted.save(path)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["m.skae"] and path.read_bytes() == before
+
+
+def test_killed_save_leaves_no_temporary_file(tmp_path):
+    """With O_TMPFILE the file has no name until it is complete: a killed process leaves nothing."""
+    try:
+        os.close(os.open(tmp_path, os.O_TMPFILE | os.O_WRONLY, 0o600))
+    except (AttributeError, OSError):
+        pytest.skip("no O_TMPFILE on this system or file system")
+    script = f"""
+import os, sys, time
+import skae
+def stall(fd):
+    print("writing", flush=True)
+    time.sleep(120)
+os.fsync = stall
+skae.AutoencoderTransformer().save({str(tmp_path / "m.skae")!r})
+"""
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "writing"
+    finally:
+        child.kill()
+        child.wait()
+    assert os.listdir(tmp_path) == []
