@@ -167,6 +167,8 @@ def to_plain(value, where, params=None):
     if value is None or kind in (bool, int, float, str):
         return value
     if kind is list:
+        if _all_scalars(value):  # loss_curve_ may be long: no call per item
+            return list(value)
         return [to_plain(item, f"{where}[{i}]", params) for i, item in enumerate(value)]
     if kind is tuple:
         return {TAG: "tuple", "items": [to_plain(item, f"{where}[{i}]", params) for i, item in enumerate(value)]}
@@ -201,6 +203,14 @@ def to_plain(value, where, params=None):
         if _ESTIMATORS.get(path) is kind:
             return {TAG: "estimator", "class": path, "params": to_plain(value.get_params(deep=False), where)}
     return PickleOnly(value, where)
+
+
+_SCALAR_TYPES = frozenset({type(None), bool, int, float, str})
+
+
+def _all_scalars(items):
+    """Whether every item of the list ``items`` is None, a bool, an int, a float or a str."""
+    return set(map(type, items)) <= _SCALAR_TYPES
 
 
 def _plain_number_dtype(dtype):
@@ -300,6 +310,8 @@ class _Reader:
             self.fail(where, f"nests values more than {MAX_DEPTH} levels deep")
         depth += 1
         if kind is list:
+            if _all_scalars(value):
+                return list(value)
             return [self.value(item, f"{where}[{i}]", depth) for i, item in enumerate(value)]
         if isinstance(value, np.ndarray):  # joblib may hand over read-only memmaps
             if not _plain_number_dtype(value.dtype):

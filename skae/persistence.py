@@ -5,9 +5,15 @@ file holding the estimator's plain-data state (see :mod:`skae._state`, the
 same state pickle and skops store): its arrays (network weights, numeric
 fitted attributes, optimiser state) are the file's tensors, and everything
 else (class, parameters, fitted attributes, versions) is one JSON document in
-its metadata, each array replaced by a reference to its tensor. Reading it
-parses JSON and raw numbers only; nothing is ever unpickled, so a planted
-pickle payload is refused as an unreadable file instead of being run.
+its metadata, each array replaced by a reference to its tensor, next to a
+SHA-256 checksum of the whole file. Reading it parses JSON and raw numbers
+only; nothing is ever unpickled, so a planted pickle payload is never run.
+
+:func:`load` reads the header first and within bounds (size, JSON values,
+nesting, string lengths), refuses files that are not regular files, checks
+that the tensors tile the file and that the checksum matches, and only then
+hands the state to :func:`skae._state.restore_estimator`, which checks every
+value against the schema of :mod:`skae._schema` before using it.
 
 Pipelines and other scikit-learn objects that contain skae estimators are
 saved with skops: ``skops.io.dump(pipe, path)``, then
@@ -112,6 +118,8 @@ def _to_document(value, arrays, path):
     if type(value) is dict:
         return {key: _to_document(item, arrays, f"{path}/{key}") for key, item in value.items()}
     if type(value) is list:
+        if _state._all_scalars(value):
+            return value
         return [_to_document(item, arrays, f"{path}/{i}") for i, item in enumerate(value)]
     if type(value) is _state.PickleOnly:
         value.refuse()
@@ -223,9 +231,9 @@ def save(estimator, path):
     data = _file_bytes(document, arrays)
     try:  # what load would refuse for its size is not written
         _read_header(io.BytesIO(data).read, len(data), "the file")
-    except ValueError as exc:
+    except _BeyondBounds as exc:
         raise ValueError(
-            f"This {name}'s state does not fit in a .skae file ({exc}). Save it with skops or joblib."
+            f"This {name}'s state does not fit in a .skae file: {exc.reason}. Save it with skops or joblib."
         ) from None
     _write_replacing(path, data)
 
@@ -347,31 +355,43 @@ def _parse_json(text, what, max_depth, max_string):
     marks = "[{,:" if isinstance(text, str) else (b"[", b"{", b",", b":")
     values = 1 + sum(text.count(mark) for mark in marks)
     if values > MAX_JSON_VALUES:
-        raise ValueError(f"{what} holds up to {values:,} JSON values, more than {MAX_JSON_VALUES:,}")
+        raise _BeyondBounds(f"{what} holds up to {values:,} JSON values, more than {MAX_JSON_VALUES:,}")
     try:
         parsed = json.loads(text, object_pairs_hook=_unique_keys)
     except RecursionError:
-        raise ValueError(f"{what} nests JSON more than {MAX_JSON_DEPTH} levels deep") from None
+        raise _BeyondBounds(f"{what} nests JSON more than {MAX_JSON_DEPTH} levels deep") from None
     except (UnicodeDecodeError, json.JSONDecodeError, _DuplicateKey) as exc:
         raise ValueError(f"{what} is not valid JSON ({exc})") from None
-    stack = [(parsed, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if type(value) is str:
-            if len(value) > max_string:
-                raise ValueError(f"{what} holds a string of {len(value):,} characters, more than {max_string:,}")
-        elif type(value) in (list, dict):
-            if depth > max_depth:
-                raise ValueError(f"{what} nests JSON more than {max_depth} levels deep")
-            items = value.values() if type(value) is dict else value
-            stack.extend((item, depth + 1) for item in items)
-            if type(value) is dict:
-                stack.extend((key, depth) for key in value)
+    containers = [(parsed, 1)] if type(parsed) in (list, dict) else []
+    strings = [parsed] if type(parsed) is str else []
+    while containers:
+        container, depth = containers.pop()
+        if depth > max_depth:
+            raise _BeyondBounds(f"{what} nests JSON more than {max_depth} levels deep")
+        if type(container) is dict:
+            strings.extend(container)
+            container = list(container.values())
+        kinds = set(map(type, container))  # a long list of numbers costs no call per item
+        if str in kinds:
+            strings.extend(item for item in container if type(item) is str)
+        if list in kinds or dict in kinds:
+            containers.extend((item, depth + 1) for item in container if type(item) in (list, dict))
+    longest = max(map(len, strings), default=0)
+    if longest > max_string:
+        raise _BeyondBounds(f"{what} holds a string of {longest:,} characters, more than {max_string:,}")
     return parsed
 
 
 class _DuplicateKey(ValueError):
     pass
+
+
+class _BeyondBounds(ValueError):
+    """A header beyond the bounds above; ``reason`` says which, without the file's name."""
+
+    def __init__(self, message, reason=None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def _unique_keys(pairs):
@@ -381,6 +401,12 @@ def _unique_keys(pairs):
         duplicate = next(key for key in keys if keys.count(key) > 1)
         raise _DuplicateKey(f"the key {duplicate[:100]!r} appears twice in one object")
     return result
+
+
+def _said_of_the_file(exc, not_ours):
+    """The error ``exc`` of :func:`_parse_json`, prefixed with what the file is not (a bound stays one)."""
+    message = f"{not_ours}: {exc}."
+    return _BeyondBounds(message, str(exc)) if isinstance(exc, _BeyondBounds) else ValueError(message)
 
 
 def _read_header(read, size, source):
@@ -395,17 +421,19 @@ def _read_header(read, size, source):
         raise ValueError(f"{not_ours}: it is only {size} bytes long.")
     prefix = _read_exactly(read, 8, source)
     header_size = int.from_bytes(prefix, "little")
-    if header_size > min(size - 8, MAX_HEADER_BYTES):
-        limit = "the rest of the file" if header_size > size - 8 else f"the {MAX_HEADER_BYTES:,} bytes skae allows"
+    if header_size > size - 8:
         raise ValueError(
             f"{not_ours}: it does not start with a safetensors header (its first 8 bytes declare a "
-            f"header of {header_size:,} bytes, more than {limit})."
+            f"header of {header_size:,} bytes, more than the rest of the file)."
         )
+    if header_size > MAX_HEADER_BYTES:
+        reason = f"its header takes {header_size:,} bytes, more than {MAX_HEADER_BYTES:,}"
+        raise _BeyondBounds(f"{not_ours}: {reason}.", reason)
     header_bytes = prefix + _read_exactly(read, header_size, source)
     try:
         header = _parse_json(header_bytes[8:], "its header", 3, MAX_HEADER_BYTES)
     except ValueError as exc:
-        raise ValueError(f"{not_ours}: {exc}.") from None
+        raise _said_of_the_file(exc, not_ours) from None
     metadata = header.get("__metadata__") if type(header) is dict else None
     text = metadata.get(_FORMAT_NAME) if type(metadata) is dict else None
     if type(text) is not str:
@@ -413,7 +441,7 @@ def _read_header(read, size, source):
     try:
         document = _parse_json(text, "its JSON document", MAX_JSON_DEPTH, MAX_STRING_CHARS)
     except ValueError as exc:
-        raise ValueError(f"{not_ours}: {exc}.") from None
+        raise _said_of_the_file(exc, not_ours) from None
     if type(document) is not dict or document.get("format") != _FORMAT_NAME:
         raise ValueError(f"{not_ours}: its metadata is not skae's.")
     version = document.get("format_version")
@@ -503,6 +531,8 @@ def _open_regular(path, source):
 def _from_document(value, arrays, used, where):
     """The inverse of :func:`_to_document`: each tensor reference replaced by its array, once."""
     if type(value) is list:
+        if _state._all_scalars(value):
+            return value
         return [_from_document(item, arrays, used, f"{where}[{i}]") for i, item in enumerate(value)]
     if type(value) is not dict:
         return value
@@ -569,15 +599,31 @@ def load(path, *, device=None):
     Raises
     ------
     OSError
-        If the file cannot be read.
+        If the file cannot be read (``IsADirectoryError`` for a folder).
     ValueError
-        If it is not a skae model file, is corrupted, comes from another
-        version of the file format, or holds anything but plain data and
-        tensors.
+        If it is not a regular file (a FIFO, a device), not a skae model
+        file, corrupted (its checksum covers the whole file), from another
+        version of the file format, beyond the bounds below, or if any value
+        in it is not one skae could have written: an unknown attribute or
+        key, a value of the wrong type or out of range, an array (weights,
+        optimiser state, latent density, random state) whose shape or dtype
+        does not fit the fitted architecture. The message names the field.
 
     See Also
     --------
     save : Write an estimator to a file.
+
+    Notes
+    -----
+    A hostile file costs little to refuse: the header, read before the
+    tensors, may take at most 16 MiB and hold at most 262,144 JSON values,
+    nested at most 40 deep, with strings of at most 65,536 characters
+    (``skae.persistence.MAX_HEADER_BYTES``, ``MAX_JSON_VALUES``,
+    ``MAX_JSON_DEPTH``, ``MAX_STRING_CHARS``); the tensors must tile the rest
+    of the file exactly, and the sizes the header declares must fit the
+    weights the file holds, so nothing is allocated beyond a small multiple of
+    the file's size. The checksum detects corruption and edits; it is not a
+    signature.
 
     Examples
     --------

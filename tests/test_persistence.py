@@ -483,3 +483,23 @@ skae.AutoencoderTransformer().save({str(tmp_path / "m.skae")!r})
         child.kill()
         child.wait()
     assert os.listdir(tmp_path) == []
+
+
+def test_state_beyond_the_header_bounds_is_refused_by_save(fitted_file, tmp_path, monkeypatch):
+    """save writes nothing load would refuse for its size."""
+    est, path = fitted_file(VAETransformer)
+    monkeypatch.setattr(persistence, "MAX_JSON_VALUES", 100)
+    beyond = r"state does not fit in a .skae file: its header holds .* JSON values, more than 100\. Save it with skops"
+    with pytest.raises(ValueError, match=beyond):
+        est.save(tmp_path / "big.skae")
+    assert not (tmp_path / "big.skae").exists()
+    with pytest.raises(ValueError, match="more than 100"):
+        skae.load(path)
+
+
+def test_documented_bounds_are_the_ones_load_applies():
+    doc = skae.load.__doc__
+    assert persistence.MAX_HEADER_BYTES == 16 * 2**20 and "at most 16 MiB" in doc
+    assert f"{persistence.MAX_JSON_VALUES:,} JSON values" in doc
+    assert f"nested at most {persistence.MAX_JSON_DEPTH} deep" in doc
+    assert f"strings of at most {persistence.MAX_STRING_CHARS:,} characters" in doc
