@@ -11,18 +11,30 @@ machine slows them alike), this times:
 
 on two workloads (digits at batch 64, 20,000 x 100 synthetic data at batch
 256), and reports medians of samples per second, the ratios, and the final
-training loss of skae and of the hand-written loop. It also times
-``transform`` against the bare encoder under ``torch.inference_mode()``, and
-measures, in a fresh subprocess, the peak resident memory of a one-epoch fit
-on 1,000,000 x 100 float32 data against the size of that data.
+training loss of skae and of the hand-written loop; skae runs twice, with its
+own choice of threads (``n_threads="auto"``) and with torch's setting. Then
+the same for a convolutional VAE (``VAETransformer(architecture="conv")``
+against a hand-written loop on the identical network) on the 8x8 digits and on
+the digits upsampled to 28x28, at batch 128. It also times ``transform``
+against the bare encoder under ``torch.inference_mode()``; measures, in a
+fresh subprocess, the peak resident memory of a one-epoch fit on 1,000,000 x
+100 float32 data against the size of that data; and times the default
+autoencoder and the default convolutional VAE on the digits on the quiet
+machine and with one busy process that the benchmark starts itself
+(``python -c "while True: pass"``), alternately.
 
 Run ``python benchmarks/bench_training.py`` (``--quick`` for a smoke run,
-``--device cuda`` on a GPU machine).
+``--device cuda`` on a GPU machine, ``--only NAME ...`` for some sections,
+``--thread-sweep`` for the timings of single matrix products on 1 and 2
+threads, quiet and busy, behind skae's thread choice; ``--only compile``
+times ``torch.compile`` on the hand-written convolutional loop, compilation
+included, which takes minutes and is not run by default).
 """
 
 import argparse
 import copy
 import json
+import math
 import os
 import platform
 import statistics
@@ -44,7 +56,8 @@ from torch import nn
 _ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_ROOT))
 
-from skae import AutoencoderTransformer  # noqa: E402
+from skae import AutoencoderTransformer, VAETransformer  # noqa: E402
+from skae.engine.conv import build_conv_decoder, build_conv_encoder  # noqa: E402
 
 
 @dataclass
@@ -98,36 +111,53 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def fit_skae(work, device, seed=0):
-    """Seconds for ``AutoencoderTransformer.fit`` and its final epoch's loss per feature."""
-    est = AutoencoderTransformer(
-        n_components=work.n_components,
-        hidden_layer_sizes=work.hidden_layer_sizes,
-        reconstruction_loss="mse",
-        learning_rate_init=1e-3,
+def _schedule(work, device, seed, n_threads):
+    """The parameters every skae contender shares: the workload's schedule, no early stop."""
+    return dict(
         batch_size=work.batch_size,
         max_iter=work.epochs,
         tol=0.0,
         n_iter_no_change=work.epochs + 1,
         random_state=seed,
         device=device,
+        n_threads=n_threads,
     )
+
+
+def _timed_fit(est, X, device):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         start = time.perf_counter()
-        est.fit(work.X)
+        est.fit(X)
         _sync(device)
-        seconds = time.perf_counter() - start
+        return time.perf_counter() - start
+
+
+def fit_skae(work, device, seed=0, n_threads="auto"):
+    """Seconds for ``AutoencoderTransformer.fit`` and its final epoch's loss per feature."""
+    est = AutoencoderTransformer(
+        n_components=work.n_components,
+        hidden_layer_sizes=work.hidden_layer_sizes,
+        reconstruction_loss="mse",
+        learning_rate_init=1e-3,
+        **_schedule(work, device, seed, n_threads),
+    )
+    seconds = _timed_fit(est, work.X, device)
     return seconds, est.loss_curve_[-1] / work.X.shape[1], est
 
 
-def fit_hand_written(work, device, seed=0):
-    """Seconds for the loop a user writes by hand, and its final epoch's mean loss."""
+def _hand_written_loop(work, device, seed, build, batch_loss):
+    """The loop users write: ``randperm``, index the batch, the loss, ``Adam`` with defaults.
+
+    ``build()`` gives the modules, ``batch_loss(modules, batch)`` the mean loss
+    of a batch. Returns the seconds (building the modules included) and the
+    final epoch's mean loss per row.
+    """
     torch.manual_seed(seed)
     start = time.perf_counter()
     X = torch.as_tensor(work.X, device=device)
-    model = plain_autoencoder(X.shape[1], work.hidden_layer_sizes, work.n_components).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    modules = [module.to(device) for module in build()]
+    optimizer = torch.optim.Adam([p for module in modules for p in module.parameters()], lr=1e-3)
     n_samples = X.shape[0]
     for _ in range(work.epochs):
         order = torch.randperm(n_samples, device=device)
@@ -135,7 +165,7 @@ def fit_hand_written(work, device, seed=0):
         losses = []
         for i in range(0, n_samples, work.batch_size):
             batch = X[order[i : i + work.batch_size]]
-            loss = F.mse_loss(model(batch), batch)
+            loss = batch_loss(modules, batch)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -143,8 +173,18 @@ def fit_hand_written(work, device, seed=0):
     _sync(device)
     elapsed = time.perf_counter() - start
     sizes = [min(work.batch_size, n_samples - i) for i in range(0, n_samples, work.batch_size)]
-    final = sum(loss.item() * size for loss, size in zip(losses, sizes)) / n_samples
-    return elapsed, final
+    return elapsed, sum(loss.item() * size for loss, size in zip(losses, sizes)) / n_samples
+
+
+def fit_hand_written(work, device, seed=0):
+    """Seconds for the loop a user writes by hand, and its final epoch's mean loss."""
+    return _hand_written_loop(
+        work,
+        device,
+        seed,
+        lambda: [plain_autoencoder(work.X.shape[1], work.hidden_layer_sizes, work.n_components)],
+        lambda modules, batch: F.mse_loss(modules[0](batch), batch),
+    )
 
 
 def skorch_available():
@@ -176,11 +216,28 @@ def fit_skorch(work, device, seed=0):
     return time.perf_counter() - start, net.history[-1, "train_loss"]
 
 
+def _torch_threads_contender(fit):
+    """``fit`` with torch's own thread setting (what skae used before choosing), or None."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        return None
+    return f"skae, n_threads={threads}", lambda work, device, seed=0: fit(work, device, seed, threads)
+
+
 def compare_fit(work, device, repeats, with_skorch):
     """Interleaved repeats of every contender; medians of seconds and final losses."""
-    contenders = {"skae": fit_skae, "hand-written": fit_hand_written}
+    contenders = {"skae": fit_skae}
+    fixed = _torch_threads_contender(fit_skae)
+    if fixed is not None and torch.device(device).type == "cpu":
+        contenders[fixed[0]] = fixed[1]
+    contenders["hand-written"] = fit_hand_written
     if with_skorch:
         contenders["skorch"] = fit_skorch
+    return _interleaved(work, device, repeats, contenders)
+
+
+def _interleaved(work, device, repeats, contenders):
+    """Medians over ``repeats`` rounds, the contenders' order rotating each round."""
     for fit in contenders.values():
         fit(work, device)  # warm-up: first-call costs (lazy imports, allocator) are not timed
     seconds = {name: [] for name in contenders}
@@ -201,6 +258,235 @@ def compare_fit(work, device, repeats, with_skorch):
         }
         for name in contenders
     }
+
+
+# ------------------------------------------------------------ convolutional VAE
+
+
+@dataclass
+class ConvWorkload:
+    """Images (flattened rows in [0, 1]) for a convolutional VAE with skae's default layers."""
+
+    name: str
+    X: np.ndarray
+    image_shape: tuple
+    batch_size: int
+    epochs: int
+    n_components: int = 2
+    conv_channels: tuple = (32, 64)
+    hidden_layer_sizes: tuple = (128, 64)
+
+
+def _digits_images():
+    X = load_digits().data.astype(np.float32) / 16
+    X_train, _ = train_test_split(X, test_size=0.3, random_state=0)
+    return X_train
+
+
+def conv_digits_workload(epochs):
+    """The 70% training split of the 8x8 digits at batch 128."""
+    return ConvWorkload("digits 1257x(1,8,8), batch 128", _digits_images(), (1, 8, 8), 128, epochs)
+
+
+def images28_workload(epochs):
+    """The same digits upsampled (bilinear) to 28x28 single-channel images, at batch 128."""
+    images = torch.from_numpy(_digits_images()).reshape(-1, 1, 8, 8)
+    large = F.interpolate(images, size=(28, 28), mode="bilinear", align_corners=False).clamp_(0, 1)
+    return ConvWorkload("digits upsampled 1257x(1,28,28), batch 128", large.reshape(len(large), -1).numpy(),
+                        (1, 28, 28), 128, epochs)
+
+
+def plain_conv_vae(work):
+    """The encoder and decoder skae builds (without its input standardisation)."""
+    encoder = build_conv_encoder(
+        work.image_shape, work.conv_channels, work.hidden_layer_sizes, 2 * work.n_components, "relu"
+    )
+    decoder = build_conv_decoder(
+        work.n_components, work.hidden_layer_sizes, work.conv_channels, work.image_shape, "relu"
+    )
+    return encoder, decoder
+
+
+def fit_skae_conv(work, device, seed=0, n_threads="auto"):
+    """Seconds for the convolutional ``VAETransformer.fit`` and its final epoch's loss per row."""
+    est = VAETransformer(
+        architecture="conv",
+        image_shape=work.image_shape,
+        conv_channels=work.conv_channels,
+        hidden_layer_sizes=work.hidden_layer_sizes,
+        n_components=work.n_components,
+        reconstruction_loss="bce",
+        **_schedule(work, device, seed, n_threads),
+    )
+    seconds = _timed_fit(est, work.X, device)
+    return seconds, est.loss_curve_[-1], est
+
+
+def _vae_loss(modules, batch):
+    """Mean over the batch of the Bernoulli NLL plus the KL term, one reparameterised draw."""
+    encoder, decoder = modules
+    mean, log_var = encoder(batch).chunk(2, dim=-1)
+    z = mean + (0.5 * log_var).exp() * torch.randn_like(mean)
+    nll = F.binary_cross_entropy_with_logits(decoder(z), batch, reduction="none").sum(-1)
+    return (nll + 0.5 * (mean.square() + log_var.exp() - 1 - log_var).sum(-1)).mean()
+
+
+def fit_hand_written_conv(work, device, seed=0):
+    """Seconds for a plain loop on the identical VAE (Bernoulli decoder), and its final loss per row."""
+    return _hand_written_loop(work, device, seed, lambda: plain_conv_vae(work), _vae_loss)
+
+
+def compare_conv_fit(work, device, repeats):
+    """Interleaved repeats of skae (its own threads and torch's) and the hand-written loop."""
+    contenders = {"skae": fit_skae_conv}
+    fixed = _torch_threads_contender(fit_skae_conv)
+    if fixed is not None and torch.device(device).type == "cpu":
+        contenders[fixed[0]] = fixed[1]
+    contenders["hand-written"] = fit_hand_written_conv
+    return _interleaved(work, device, repeats, contenders)
+
+
+def time_compiled_conv_loop(work, device, steps=20):
+    """``torch.compile`` on the hand-written conv VAE loop: compile seconds and step times.
+
+    Returns ``{"compile_s", "eager_ms", "compiled_ms"}``: the first two compiled
+    steps (compilation included), and the fastest of ``steps`` steps of each.
+    """
+    torch.manual_seed(0)
+    X = torch.as_tensor(work.X, device=device)
+    encoder, decoder = (network.to(device) for network in plain_conv_vae(work))
+    optimizer = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=1e-3)
+
+    def loss(batch):
+        return _vae_loss((encoder, decoder), batch)
+
+    def step(fn):
+        value = fn(X[: work.batch_size])
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+        _sync(device)
+
+    def fastest(fn):
+        best = math.inf
+        for _ in range(steps):
+            start = time.perf_counter()
+            step(fn)
+            best = min(best, time.perf_counter() - start)
+        return best * 1e3
+
+    compiled = torch.compile(loss)
+    start = time.perf_counter()
+    step(compiled)
+    step(compiled)
+    result = {"compile_s": time.perf_counter() - start}
+    result["eager_ms"], result["compiled_ms"] = fastest(loss), fastest(compiled)
+    return result
+
+
+# ------------------------------------------------------------- a busy machine
+
+
+def _busy_cases():
+    """The digits default autoencoder and the default convolutional VAE (README's image example)."""
+    X = load_digits().data / 16
+    X_train, _ = train_test_split(X, test_size=0.3, random_state=0)
+
+    def autoencoder(n_threads="auto"):
+        return AutoencoderTransformer(n_components=2, random_state=0, n_threads=n_threads).fit(X_train)
+
+    def conv_vae(n_threads="auto"):
+        return VAETransformer(
+            architecture="conv", image_shape=(1, 8, 8), n_components=2, reconstruction_loss="bce",
+            random_state=0, n_threads=n_threads,
+        ).fit(X_train)
+
+    return {"AutoencoderTransformer(n_components=2)": autoencoder, "conv VAETransformer, README example": conv_vae}
+
+
+class BusyProcess:
+    """``python -c "while True: pass"`` for the length of a ``with`` block."""
+
+    def __enter__(self):
+        self._process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        time.sleep(0.2)  # running, not starting up
+        return self
+
+    def __exit__(self, *exc):
+        self._process.kill()
+        self._process.wait()
+
+
+def _timed(fit, *args):
+    """``(wall seconds, CPU seconds of this process)`` of ``fit(*args)``."""
+    start, start_cpu = time.perf_counter(), time.process_time()
+    fit(*args)
+    return time.perf_counter() - start, time.process_time() - start_cpu
+
+
+def compare_busy(cases, repeats, baseline=False):
+    """Median seconds of each fit on the machine as it is and with one busy process, alternately.
+
+    Both wall time and the process's CPU time: on a machine shared with other
+    work the busy process also takes a share of the CPU time the fit would
+    have had, which shows in the wall time only; a fit that stalls on a busy
+    core also burns more CPU time (threads that spin while they wait). With
+    ``baseline`` the fits also run once, busy, on torch's own thread setting
+    (what skae did before choosing its threads).
+    """
+    results = {}
+    for name, fit in cases.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit()  # warm-up
+            quiet, busy = [], []
+            for _ in range(repeats):
+                quiet.append(_timed(fit))
+                with BusyProcess():
+                    busy.append(_timed(fit))
+            row = {
+                "quiet_s": statistics.median(t[0] for t in quiet),
+                "busy_s": statistics.median(t[0] for t in busy),
+                "quiet_cpu_s": statistics.median(t[1] for t in quiet),
+                "busy_cpu_s": statistics.median(t[1] for t in busy),
+            }
+            if baseline:
+                with BusyProcess():
+                    row["busy_torch_threads_s"], row["busy_torch_threads_cpu_s"] = _timed(fit, torch.get_num_threads())
+        results[name] = row
+    return results
+
+
+def thread_sweep(sizes=((200, 64), (256, 128), (256, 256), (512, 256), (512, 512), (1024, 1024)), reps=20):
+    """Seconds of one ``addmm`` of each ``(rows, width)`` on 1 and on 2 threads, quiet and busy."""
+    threads_before = torch.get_num_threads()
+
+    def timed(rows, width, threads):
+        torch.set_num_threads(threads)
+        x, w, b = torch.randn(rows, width), torch.randn(width, width), torch.randn(width)
+        for _ in range(3):
+            torch.addmm(b, x, w)
+        best = math.inf
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(reps):
+                torch.addmm(b, x, w)
+            best = min(best, (time.perf_counter() - start) / reps)
+        return best
+
+    rows = []
+    try:
+        for rows_, width in sizes:
+            row = {"flops": 2 * rows_ * width * width}
+            for threads in (1, 2):
+                row[f"quiet_{threads}"] = timed(rows_, width, threads)
+            with BusyProcess():
+                for threads in (1, 2):
+                    row[f"busy_{threads}"] = timed(rows_, width, threads)
+            rows.append(row)
+    finally:
+        torch.set_num_threads(threads_before)
+    return rows
 
 
 def compare_transform(work, device, rounds, round_seconds=0.01, dtype=np.float32):
@@ -298,9 +584,11 @@ def measure_memory(n_rows, n_features, device):
     return result
 
 
-def _print_fit(work, results):
-    print(f"\n## fit: {work.name}, {work.epochs} epochs, hidden {work.hidden_layer_sizes}")
-    print("| contender | samples/s | skae speed-up | final loss (MSE per feature) |")
+def _print_fit(work, results, loss_name="MSE per feature"):
+    shape = getattr(work, "image_shape", None)
+    network = f"conv {work.conv_channels}, hidden {work.hidden_layer_sizes}" if shape else f"hidden {work.hidden_layer_sizes}"
+    print(f"\n## fit: {work.name}, {work.epochs} epochs, {network}")
+    print(f"| contender | samples/s | skae speed-up | final loss ({loss_name}) |")
     print("| --- | ---: | ---: | ---: |")
     skae_rate = results["skae"]["samples_per_s"]
     for name, row in results.items():
@@ -308,27 +596,7 @@ def _print_fit(work, results):
         print(f"| {name} | {row['samples_per_s']:,.0f} | {ratio:.2f}x | {row['final_loss']:.5f} |")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
-    parser.add_argument("--device", default="cpu", help='"cpu" (default), "cuda", ...')
-    parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats")
-    parser.add_argument("--no-memory", action="store_true", help="skip the 1M-row memory check")
-    args = parser.parse_args(argv)
-    repeats = args.repeats or (2 if args.quick else 7)
-    with_skorch = skorch_available()
-    print(
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
-        f"{os.getloadavg()[0]:.2f} at the start; torch {torch.__version__}, device {args.device}, "
-        f"{torch.get_num_threads()} intra-op threads, {repeats} interleaved repeats, "
-        f"skorch {'installed' if with_skorch else 'not installed'}"
-    )
-    if args.quick:
-        workloads = [digits_workload(2), synthetic_workload(1, n_samples=2_000)]
-    else:
-        workloads = [digits_workload(30), synthetic_workload(4)]
-    for work in workloads:
-        _print_fit(work, compare_fit(work, args.device, repeats, with_skorch))
+def _print_transform(workloads, device, repeats):
     # float32 is what the target is set on; float64 is what scikit-learn users pass by default.
     for dtype in (np.float32, np.float64):
         print(f"\n## transform on {np.dtype(dtype).name} input (rows/s)")
@@ -337,7 +605,7 @@ def main(argv=None):
         for work in workloads:
             # Rounds are short (see compare_transform): ten times as many cost
             # seconds and steady the medians on a shared machine.
-            rates = compare_transform(work, args.device, 10 * repeats, dtype=dtype)
+            rates = compare_transform(work, device, 10 * repeats, dtype=dtype)
             print(
                 f"| {work.name.split(',')[0]} | {rates['transform']:,.0f} | "
                 f"{rates['bare encoder']:,.0f} | "
@@ -345,7 +613,75 @@ def main(argv=None):
                 f"{rates['bare, NumPy in/out']:,.0f} | "
                 f"{rates['transform'] / rates['bare, NumPy in/out']:.2f}x |"
             )
-    if not args.no_memory:
+
+
+def _print_busy(results):
+    print("\n## a busy machine: default fits on the digits, quiet and with one busy process (seconds)")
+    baseline = any("busy_torch_threads_s" in row for row in results.values())
+    header = "| fit | quiet | busy | busy / quiet | CPU quiet | CPU busy |"
+    print(header + (" busy, torch's threads | its CPU |" if baseline else ""))
+    print("| --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: |" if baseline else ""))
+    for name, row in results.items():
+        line = (
+            f"| {name} | {row['quiet_s']:.2f} | {row['busy_s']:.2f} | {row['busy_s'] / row['quiet_s']:.2f}x | "
+            f"{row['quiet_cpu_s']:.2f} | {row['busy_cpu_s']:.2f} |"
+        )
+        if baseline:
+            line += f" {row['busy_torch_threads_s']:.2f} | {row['busy_torch_threads_cpu_s']:.2f} |"
+        print(line)
+
+
+def _print_sweep(rows):
+    print("\n## one addmm (rows x width) @ (width x width), microseconds, 1 and 2 threads")
+    print("| MFLOP | quiet, 1 | quiet, 2 | busy, 1 | busy, 2 |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        times = " | ".join(f"{row[key] * 1e6:,.0f}" for key in ("quiet_1", "quiet_2", "busy_1", "busy_2"))
+        print(f"| {row['flops'] / 1e6:,.1f} | {times} |")
+
+
+SECTIONS = ("mlp", "conv", "transform", "memory", "busy", "compile")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    parser.add_argument("--device", default="cpu", help='"cpu" (default), "cuda", ...')
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats")
+    parser.add_argument("--no-memory", action="store_true", help="skip the 1M-row memory check")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS[:-1],
+                        help="sections to run (compile: torch.compile on the conv loop, minutes; not by default)")
+    parser.add_argument("--busy-baseline", action="store_true",
+                        help="also time each busy fit once on torch's own threads (slow: minutes)")
+    parser.add_argument("--thread-sweep", action="store_true", help="time single products on 1 and 2 threads")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (2 if args.quick else 7)
+    sections = set(args.only) - ({"memory"} if args.no_memory else set())
+    with_skorch = skorch_available()
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.2f} at the start; torch {torch.__version__}, device {args.device}, "
+        f"{torch.get_num_threads()} intra-op threads, {repeats} interleaved repeats, "
+        f"skorch {'installed' if with_skorch else 'not installed'}"
+    )
+    if args.thread_sweep:
+        _print_sweep(thread_sweep())
+    if args.quick:
+        workloads = [digits_workload(2), synthetic_workload(1, n_samples=2_000)]
+        conv_workloads = [conv_digits_workload(1), images28_workload(1)]
+    else:
+        workloads = [digits_workload(30), synthetic_workload(4)]
+        conv_workloads = [conv_digits_workload(30), images28_workload(10)]
+    if "mlp" in sections:
+        for work in workloads:
+            _print_fit(work, compare_fit(work, args.device, repeats, with_skorch))
+    if "conv" in sections:
+        # Fits of seconds each: fewer repeats keep the run in minutes.
+        for work in conv_workloads:
+            _print_fit(work, compare_conv_fit(work, args.device, max(2, (repeats + 1) // 2)), "per row")
+    if "transform" in sections:
+        _print_transform(workloads, args.device, repeats)
+    if "memory" in sections:
         n_rows = 20_000 if args.quick else 1_000_000
         memory = measure_memory(n_rows, 100, args.device)
         print(
@@ -353,6 +689,16 @@ def main(argv=None):
             f"({memory['data'] / 2**20:.0f} MiB): peak resident memory above the imports "
             f"{memory['peak_above_imports'] / 2**20:.0f} MiB = {memory['ratio']:.2f}x the data"
         )
+    if "compile" in sections:
+        for work in conv_workloads:
+            timing = time_compiled_conv_loop(work, args.device)
+            print(
+                f"\n## torch.compile, hand-written conv VAE loop, {work.name}: compiling took "
+                f"{timing['compile_s']:.1f} s; a step takes {timing['eager_ms']:.1f} ms eager, "
+                f"{timing['compiled_ms']:.1f} ms compiled"
+            )
+    if "busy" in sections and torch.device(args.device).type == "cpu":
+        _print_busy(compare_busy(_busy_cases(), 1 if args.quick else 3, args.busy_baseline))
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
 
 

@@ -41,6 +41,7 @@ from .engine.networks import (
     build_mlp,
     initialize_parameters,
 )
+from .engine.threads import fit_threads, in_threads, inference_threads
 from .engine.trainer import make_optimizer, train
 
 # Training runs in float32: past this magnitude squared errors summed over
@@ -174,6 +175,19 @@ default="relu"
         ``"cpu"``, ``"cuda"``, ``"cuda:<index>"``, ``"mps"`` or a
         :class:`torch.device`. Checked at fit time: an unknown or unavailable
         device is a ``ValueError``.
+
+    n_threads : int or "auto", default="auto"
+        Threads torch uses for each operation of this estimator's work on the
+        CPU (fit, transform and the other inference methods); torch's own
+        setting is restored after each call. ``"auto"`` chooses from the size
+        of each matrix product and convolution, between 1 and torch's setting
+        (``torch.get_num_threads()``, which ``torch.set_num_threads``,
+        ``OMP_NUM_THREADS`` and joblib's workers limit): one thread for the
+        small products of a typical fit, where a second thread gains little
+        on a quiet machine and, on a busy one, makes every step wait for a
+        core. An int uses exactly that many. Results are bit-identical on the
+        CPU for a given ``random_state`` and thread setting. See the user
+        guide's "Threads" section.
 """
 
 _COMMON_ATTRIBUTES = """\
@@ -354,6 +368,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
         "device": [str, torch.device],
+        "n_threads": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -379,6 +394,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         verbose=0,
         warm_start=False,
         device="auto",
+        n_threads="auto",
     ):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -400,6 +416,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self.verbose = verbose
         self.warm_start = warm_start
         self.device = device
+        self.n_threads = n_threads
 
     # ------------------------------------------------------------------ hooks
 
@@ -637,17 +654,25 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         epochs_before = 0 if fresh else self.n_iter_
         start_state = None if fresh else copy.deepcopy(model.state_dict())
+        batch_size = self._batch_size(X_train.shape[0])
+        threads, operation_threads = (
+            fit_threads(model, X_train.shape[1], batch_size, self.n_threads)
+            if device.type == "cpu"
+            else (None, None)
+        )
         history = train(
             model,
             optimizer,
             X_train,
             n_epochs=1 if incremental else self.max_iter,
-            batch_size=self._batch_size(X_train.shape[0]),
+            batch_size=batch_size,
             generator=generator,
             tol=self.tol,
             n_iter_no_change=None if incremental else self.n_iter_no_change,
             validation_score=validation_score,
             on_epoch_end=_ProgressPrinter(epochs_before) if self.verbose else None,
+            threads=threads,
+            operation_threads=operation_threads,
         )
         statistics = None  # computed once the fit is known to keep weights
         if history.losses:
@@ -705,7 +730,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         weights) and the summary of the training data that the estimator keeps.
         """
         chunk_rows = chunk_rows_for(X.shape[1] * self._decoded_rows_per_row)
-        statistics = apply_in_chunks(model.fit_statistics, X, device, chunk_rows)
+        threads = self._inference_threads(model.encoder, X.shape[1], min(chunk_rows, X.shape[0]), device)
+        statistics = apply_in_chunks(model.fit_statistics, X, device, chunk_rows, threads)
         return statistics, all_finite(statistics)
 
     def _build_networks(self, n_features, hidden_layer_sizes, image_shape=None):
@@ -869,13 +895,18 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         device has it); a result that is still not finite raises a ValueError.
         """
         dtype = self._compute_dtype(X.dtype)
+        chunk_rows = chunk_rows_for(n_columns)
+        threads = self._inference_threads(
+            self.encoder_, self.n_features_in_, min(chunk_rows, X.shape[0]), self.device_
+        )
         while True:
             model = self._inference_model().for_dtype(dtype)
             result = apply_in_chunks(
                 lambda batch, model=model: method(model, batch),
                 _rows(X, self.device_, dtype) if _sparse.issparse(X) else _as_tensor(X, dtype),
                 self.device_,
-                chunk_rows_for(n_columns),
+                chunk_rows,
+                threads,
             )
             finite = all_finite(result)
             if finite or dtype == torch.float64 or self.device_.type == "mps":
@@ -884,6 +915,12 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if not finite:
             check_finite_output(result, name, input_rows)  # raises, naming the rows
         return result
+
+    def _inference_threads(self, encoder, n_features, n_rows, device):
+        """Threads for inference over ``n_rows`` rows at once; None off the CPU."""
+        if device.type != "cpu":
+            return None
+        return inference_threads(encoder, n_features, n_rows, self.n_threads)
 
     def _apply(self, method, X, n_columns, name="the model", input_rows=None):
         """:meth:`_compute`, as numpy arrays in X's dtype."""
@@ -941,7 +978,8 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         encode = lean_forward(self.encoder_)
         if encode is None or X.shape[0] > chunk_rows_for(X.shape[1]):
             return None
-        with torch.inference_mode():
+        threads = inference_threads(self.encoder_, X.shape[1], X.shape[0], self.n_threads)
+        with torch.inference_mode(), in_threads(threads):
             codes = encode(_as_tensor(X))
         if isinstance(codes, tuple):  # the VAE's (mean, log_var): its code is the mean
             codes = codes[0]

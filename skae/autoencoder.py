@@ -115,6 +115,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
         verbose=0,
         warm_start=False,
         device="auto",
+        n_threads="auto",
     ):
         super().__init__(
             n_components,
@@ -137,6 +138,7 @@ class AutoencoderTransformer(_BaseAutoencoder):
             verbose=verbose,
             warm_start=warm_start,
             device=device,
+            n_threads=n_threads,
         )
         self.latent_sampler = latent_sampler
 

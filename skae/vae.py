@@ -113,6 +113,7 @@ class VAETransformer(_BaseAutoencoder):
         verbose=0,
         warm_start=False,
         device="auto",
+        n_threads="auto",
     ):
         super().__init__(
             n_components,
@@ -135,6 +136,7 @@ class VAETransformer(_BaseAutoencoder):
             verbose=verbose,
             warm_start=warm_start,
             device=device,
+            n_threads=n_threads,
         )
         self.beta = beta
 

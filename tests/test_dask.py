@@ -25,7 +25,7 @@ def _torch_threads():
 def test_grid_search_on_a_local_dask_cluster(digits):
     import joblib
 
-    from skae.cluster import TorchThreads
+    from skae.engine.threads import TorchThreads
 
     X = digits[0][:120]
     search = GridSearchCV(
@@ -54,7 +54,7 @@ def test_grid_search_on_a_local_dask_cluster(digits):
 
 
 def test_torch_threads_checks_its_argument():
-    from skae.cluster import TorchThreads
+    from skae.engine.threads import TorchThreads
 
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="n_threads must be a positive integer"):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import skae
-import skae.cluster
+import skae.engine.threads
 import skae.metrics
 import skae.plotting
 
@@ -20,7 +20,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 PUBLIC = {
     **{f"skae.{name}": getattr(skae, name) for name in skae.__all__ if name != "__version__"},
     **{f"skae.plotting.{name}": getattr(skae.plotting, name) for name in skae.plotting.__all__},
-    **{f"skae.cluster.{name}": getattr(skae.cluster, name) for name in skae.cluster.__all__},
+    "skae.engine.threads.TorchThreads": skae.engine.threads.TorchThreads,
     **{f"skae.metrics.{name}": getattr(skae.metrics, name) for name in skae.metrics.__all__},
 }
 try:  # the skae[onnx] extra

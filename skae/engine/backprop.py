@@ -50,6 +50,8 @@ def manual_step(model):
     ``model.training_loss(batch, generator).backward()`` (up to floating-point
     rounding), draws the same noise from ``generator`` in the same order, and
     leaves the model's modules untouched apart from the parameters' ``.grad``.
+    Its ``chains`` attribute lists its chains of operations (see
+    :func:`skae.engine.chain.set_threads`).
     """
     if type(model) not in (Autoencoder, VariationalAutoencoder) or hooked(model):
         return None
@@ -82,6 +84,7 @@ class _AutoencoderStep:
         self.operations = operations
         self.bce = model.reconstruction_loss == "bce"
         self.gradient_scale = model.gradient_scale
+        self.chains = [operations]
 
     @torch.no_grad()
     def __call__(self, x, generator):
@@ -104,6 +107,7 @@ class _VariationalStep:
     def __init__(self, model, encoder, decoder):
         self.encoder, self.decoder = encoder, decoder
         self.model = model
+        self.chains = [encoder, decoder]
 
     @torch.no_grad()
     def __call__(self, x, generator):

@@ -1,9 +1,11 @@
-"""Plain MLP networks flattened into a chain of operations with hand-written passes.
+"""Plain networks flattened into a chain of operations with hand-written passes.
 
 :func:`operations` turns a network built only of ``Linear`` layers, the
-activations skae offers and the :class:`~skae.engine.networks.Standardize`
-wrappers (nested in ``Sequential`` and, for the VAE, a ``GaussianEncoder``)
-into a list of operations, or None when any part has no hand-written form.
+activations skae offers, the :class:`~skae.engine.networks.Standardize`
+wrappers, and convolutions with the ``Unflatten`` / ``Flatten`` around them
+(see :mod:`skae.engine.convolution`), nested in ``Sequential`` and, for the
+VAE, a ``GaussianEncoder``, into a list of operations, or None when any part
+has no hand-written form.
 Each operation has
 
 * ``forward(x, owned=False) -> (y, saved)``, which may overwrite ``x`` when
@@ -19,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .convolution import convolution_operation, reshape_operation
 from .networks import GaussianEncoder, Standardize, Unstandardize
 
-__all__ = ["SPLIT", "backward", "forward", "hooked", "operations"]
+__all__ = ["SPLIT", "Linear", "backward", "forward", "hooked", "operations", "set_threads"]
 
 _aten = torch.ops.aten
 
@@ -29,12 +32,16 @@ _aten = torch.ops.aten
 SPLIT = object()  # marks the end of a GaussianEncoder's body
 
 
-class _Linear:
+class Linear:
     """``x @ weight.T + bias``."""
+
+    fresh_output = True  # a new tensor, held by no one else
+    threads = None  # see set_threads
 
     def __init__(self, layer):
         self.weight, self.bias = layer.weight, layer.bias
         self.parameters = [p for p in (self.weight, self.bias) if p is not None]
+        self.flops_per_row = 2.0 * self.weight.numel()
 
     def forward(self, x, owned=False):
         if self.bias is None:
@@ -59,6 +66,8 @@ class _Linear:
 
 class _Elementwise:
     """An activation or an affine rescaling: no parameters, one saved tensor."""
+
+    threads = None  # see set_threads
 
     def __init__(self, forward, backward, saves_input=False, in_place=None, standardize=None):
         self._forward, self._backward, self._saves_input = forward, backward, saves_input
@@ -127,26 +136,79 @@ def operations(module, split_allowed):
     """Flatten ``module`` into operations, or None if any part has no hand-written form.
 
     A module or parameter with user hooks has none: hooks need the module calls
-    (and autograd) to fire.
+    (and autograd) to fire. Convolutions are bound to the shapes of their input
+    maps, which the layers before them give (see
+    :mod:`skae.engine.convolution`); one whose input shape is unknown has none.
     """
+    chain = _flatten(module, split_allowed)
+    if chain is None or not _bind(chain):
+        return None
+    return chain
+
+
+def _flatten(module, split_allowed):
     if hooked(module):
         return None
     kind = type(module)
     if kind is nn.Sequential:
         flat = []
         for child in module:
-            child_operations = operations(child, split_allowed)
+            child_operations = _flatten(child, split_allowed)
             if child_operations is None or (flat and flat[-1] is SPLIT):
                 return None
             flat.extend(child_operations)
         return flat
     if kind is GaussianEncoder and split_allowed:
-        body = operations(module.body, split_allowed=False)
+        body = _flatten(module.body, split_allowed=False)
         return None if body is None else [*body, SPLIT]
     if kind is nn.Linear:
-        return [_Linear(module)]
-    operation = _elementwise(module)
+        return [Linear(module)]
+    operation = _elementwise(module) or reshape_operation(module) or convolution_operation(module)
     return None if operation is None else [operation]
+
+
+def _bind(chain):
+    """Follow the shape of one row through ``chain``; False if an operation cannot take it."""
+    shape = None  # flat rows of a width only the first layer knows
+    for operation in chain:
+        if isinstance(operation, Linear):
+            if shape is not None and shape != (operation.weight.shape[1],):
+                return False  # torch would apply it to the last dimension only
+            shape = (operation.weight.shape[0],)
+        elif hasattr(operation, "bind"):
+            shape = operation.bind(shape)
+            if shape is None and not getattr(operation, "reshapes", False):
+                return False
+    return True
+
+
+def set_threads(chains, rows, flops_per_thread, base, limit):
+    """Give each operation of ``chains`` its own intra-op thread count for batches of ``rows``.
+
+    A product (linear layer or convolution) gets one thread per
+    ``flops_per_thread`` of its work, between ``base`` and ``limit``; every
+    other operation gets ``base``. Returns whether any operation got more than
+    ``base``; if none did, nothing is set and :func:`forward` and
+    :func:`backward` leave the thread count alone.
+    """
+    operations = [op for chain in chains for op in chain if op is not SPLIT]
+    counts = [
+        max(base, min(limit, int(rows * op.flops_per_row // flops_per_thread)))
+        if getattr(op, "flops_per_row", None)
+        else base
+        for op in operations
+    ]
+    if max(counts, default=base) <= base:
+        return False
+    for op, count in zip(operations, counts):
+        op.threads = count
+    return True
+
+
+def _use_threads(operation):
+    wanted = operation.threads
+    if wanted is not None and wanted != torch.get_num_threads():
+        torch.set_num_threads(wanted)
 
 
 def forward(chain, x):
@@ -157,9 +219,10 @@ def forward(chain, x):
     # the caller's batch and anything an operation saved are never overwritten.
     owned = False
     for operation in chain:
+        _use_threads(operation)
         x, kept = operation.forward(x, owned)
         saved.append(kept)
-        owned = isinstance(operation, _Linear)
+        owned = getattr(operation, "fresh_output", False)
     return x, saved
 
 
@@ -175,6 +238,7 @@ def backward(chain, saved, g, need_input):
             (i for i, op in enumerate(chain) if getattr(op, "parameters", None)), len(chain)
         )
     for i in range(len(chain) - 1, first - 1, -1):
+        _use_threads(chain[i])
         g = chain[i].backward(g, saved[i], need_input or i > first)
     return g if need_input else None
 

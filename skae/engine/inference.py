@@ -7,8 +7,9 @@ import weakref
 
 import torch
 
-from .chain import SPLIT, hooked, operations
+from .chain import SPLIT, Linear, hooked, operations
 from .networks import _LOG_VAR_MAX, _LOG_VAR_MIN
+from .threads import in_threads
 
 __all__ = ["apply_in_chunks", "chunk_rows_for", "lean_forward", "parameters_dtype", "with_dtype"]
 
@@ -60,7 +61,7 @@ def _first_parameter(module):
     return None
 
 
-def apply_in_chunks(fn, X, device, chunk_rows):
+def apply_in_chunks(fn, X, device, chunk_rows, threads=None):
     """Apply ``fn`` to row chunks of ``X`` on ``device``; gather the results on the CPU.
 
     Parameters
@@ -74,6 +75,9 @@ def apply_in_chunks(fn, X, device, chunk_rows):
         Where ``fn`` runs.
     chunk_rows : int
         Rows per call of ``fn``.
+    threads : int or None, default=None
+        Intra-op threads for the calls (see :mod:`skae.engine.threads`); None
+        leaves torch's setting as it is.
 
     Returns
     -------
@@ -87,7 +91,7 @@ def apply_in_chunks(fn, X, device, chunk_rows):
     # A small tensor already on the device goes in whole: each skipped slice, copy
     # or move is a dispatcher call, a measurable share of a millisecond transform.
     in_one_piece = n_rows <= chunk_rows and isinstance(X, torch.Tensor) and X.device == device
-    with torch.inference_mode():
+    with torch.inference_mode(), in_threads(threads):
         for start in range(0, n_rows, chunk_rows):
             out = fn(X if in_one_piece else X[start : start + chunk_rows].to(device, non_blocking=True))
             single = not isinstance(out, tuple)
@@ -264,7 +268,7 @@ def _build_lean_forward(network):
     steps = []
     for op in chain:
         previous = steps[-1] if steps else None
-        if getattr(previous, "standardize", None) is not None and _has_bias(op):
+        if getattr(previous, "standardize", None) is not None and isinstance(op, Linear) and op.bias is not None:
             steps[-1] = _FoldedLinear(op, *previous.standardize)
         else:
             steps.append(op)
@@ -280,8 +284,10 @@ class _LeanForward:
     def __call__(self, x):
         owned = False  # whether the current tensor is ours to overwrite
         for step in self._steps:
-            if hasattr(step, "weight"):  # a matrix product: always a fresh tensor
+            if hasattr(step, "weight"):  # a matrix product or convolution: always a fresh tensor
                 x, owned = step.infer(x), True
+            elif getattr(step, "reshapes", False):  # a view: as much ours as its input
+                x = step.infer(x)
             else:
                 y = step.infer(x, owned)
                 owned = owned or y is not x
@@ -311,6 +317,3 @@ class _FoldedLinear:
         weight = weight / scale
         return torch.addmm(torch.addmv(bias, weight, mean, alpha=-1), x, weight.t())
 
-
-def _has_bias(op):
-    return getattr(op, "bias", None) is not None

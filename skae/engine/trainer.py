@@ -14,6 +14,9 @@ import torch
 
 from .adam import step_function
 from .backprop import autograd_step, manual_step
+from .chain import set_threads
+from . import threads as thread_choice
+from .threads import in_threads, threads_scope
 
 __all__ = ["TrainingHistory", "make_optimizer", "train"]
 
@@ -76,14 +79,18 @@ class _Plateau:
         return self.count > self.patience
 
 
-def _steps(model, optimizer):
-    """``(gradients, update)``: ``gradients(batch, generator) -> loss sum`` fills ``.grad``,
-    ``update()`` applies the optimiser step."""
+def _steps(model, optimizer, batch_size, base_threads, operation_threads):
+    """``(gradients, update, switches)``: ``gradients(batch, generator) -> loss sum`` fills
+    ``.grad``, ``update()`` applies the optimiser step, ``switches`` says whether
+    the operations change the thread count themselves."""
     gradients = manual_step(model)
     if gradients is None:
-        return autograd_step(model), optimizer.step
+        return autograd_step(model), optimizer.step, False
+    switches = operation_threads is not None and set_threads(
+        gradients.chains, batch_size, thread_choice.FIT_FLOPS_PER_THREAD, base_threads, operation_threads
+    )
     # The hand-written pass reuses the .grad buffers, so the update can be prepared once.
-    return gradients, step_function(optimizer, list(model.parameters()))
+    return gradients, step_function(optimizer, list(model.parameters())), switches
 
 
 def _run_epoch(gradients, update, X, batch_size, generator):
@@ -108,6 +115,8 @@ def train(
     n_iter_no_change=None,
     validation_score=None,
     on_epoch_end=None,
+    threads=None,
+    operation_threads=None,
 ):
     """Train ``model`` on ``X`` for up to ``n_epochs`` passes.
 
@@ -136,6 +145,15 @@ def train(
         the end.
     on_epoch_end : callable or None, default=None
         ``on_epoch_end(loss, validation_score_or_None)`` after each epoch.
+    threads : int or None, default=None
+        Intra-op threads for the training (see :mod:`skae.engine.threads`);
+        None leaves torch's setting as it is.
+    operation_threads : int or None, default=None
+        With hand-written passes, the most threads one large matrix product
+        or convolution may use: each gets one per
+        :data:`~skae.engine.threads.FIT_FLOPS_PER_THREAD` of its work (see
+        :func:`~skae.engine.chain.set_threads`), the rest ``threads``. None
+        runs everything on ``threads``.
 
     Returns
     -------
@@ -148,34 +166,38 @@ def train(
     last_good = _snapshot(model)
     best = last_good
     model.train()
-    gradients, update = _steps(model, optimizer)
-    try:
-        for _ in range(n_epochs):
-            loss = _run_epoch(gradients, update, X, batch_size, generator)
-            score = None
-            if validation_score is not None and math.isfinite(loss):
-                model.eval()
-                score = validation_score()
-                model.train()
-            if not math.isfinite(loss) or (score is not None and not math.isfinite(score)):
-                model.load_state_dict(last_good)
-                history.stop_reason = "diverged"
-                break
-            last_good = _snapshot(model)
-            history.losses.append(loss)
-            if score is not None:
-                history.validation_scores.append(score)
-            if on_epoch_end is not None:
-                on_epoch_end(loss, score)
-            improved = plateau.update(-loss if score is None else score)
-            if improved and score is not None:
-                best = last_good
-            if plateau.exhausted:
-                history.stop_reason = "converged"
-                break
-    except KeyboardInterrupt:
-        model.load_state_dict(last_good)
-        history.stop_reason = "interrupted"
+    base_threads = torch.get_num_threads() if threads is None else threads
+    gradients, update, switches = _steps(model, optimizer, batch_size, base_threads, operation_threads)
+    # Operations that set their own thread count need a scope to restore it, even
+    # when the count they start from is the current one.
+    with threads_scope(base_threads) if switches else in_threads(threads):
+        try:
+            for _ in range(n_epochs):
+                loss = _run_epoch(gradients, update, X, batch_size, generator)
+                score = None
+                if validation_score is not None and math.isfinite(loss):
+                    model.eval()
+                    score = validation_score()
+                    model.train()
+                if not math.isfinite(loss) or (score is not None and not math.isfinite(score)):
+                    model.load_state_dict(last_good)
+                    history.stop_reason = "diverged"
+                    break
+                last_good = _snapshot(model)
+                history.losses.append(loss)
+                if score is not None:
+                    history.validation_scores.append(score)
+                if on_epoch_end is not None:
+                    on_epoch_end(loss, score)
+                improved = plateau.update(-loss if score is None else score)
+                if improved and score is not None:
+                    best = last_good
+                if plateau.exhausted:
+                    history.stop_reason = "converged"
+                    break
+        except KeyboardInterrupt:
+            model.load_state_dict(last_good)
+            history.stop_reason = "interrupted"
     if validation_score is not None and history.validation_scores:
         model.load_state_dict(best)
     model.zero_grad(set_to_none=True)
