@@ -199,8 +199,9 @@ def to_plain(value, where, params=None):
         if state["bit_generator"] in _BIT_GENERATORS:
             return {TAG: "random_state", "state": to_plain(state, where)}
     else:
-        path = f"{kind.__module__}.{kind.__qualname__}"
-        if _ESTIMATORS.get(path) is kind:
+        # By its public path: the class's own __module__ is private (sklearn.mixture._gaussian_mixture).
+        path = next((path for path, cls in _ESTIMATORS.items() if cls is kind), None)
+        if path is not None:
             return {TAG: "estimator", "class": path, "params": to_plain(value.get_params(deep=False), where)}
     return PickleOnly(value, where)
 

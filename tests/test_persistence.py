@@ -6,6 +6,7 @@ import pickle
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -16,7 +17,7 @@ from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import skae
-from skae import AutoencoderTransformer, VAETransformer, persistence
+from skae import AutoencoderTransformer, VAETransformer, _schema, persistence
 from skae.persistence import FORMAT_VERSION
 
 from .helpers import ESTIMATORS, tiny
@@ -426,10 +427,11 @@ def test_symbolic_link_is_followed_and_kept(unfitted, tmp_path):
 def test_what_is_not_a_regular_file_is_not_replaced(unfitted, tmp_path):
     (tmp_path / "folder.skae").mkdir()
     os.mkfifo(tmp_path / "fifo.skae")
-    for name, kind in [("folder.skae", "folders"), ("fifo.skae", "FIFOs")]:
+    (tmp_path / "null.skae").symlink_to("/dev/null")
+    for name, kind in [("folder.skae", "folders"), ("fifo.skae", "FIFOs"), ("null.skae", "character devices")]:
         with pytest.raises(ValueError, match=f"not a regular file; skae.save replaces files, not {kind}"):
             unfitted.save(tmp_path / name)
-    assert sorted(os.listdir(tmp_path)) == ["fifo.skae", "folder.skae"]
+    assert sorted(os.listdir(tmp_path)) == ["fifo.skae", "folder.skae", "null.skae"]
 
 
 def test_file_reaches_the_disk_before_it_replaces_the_old_one(unfitted, tmp_path, monkeypatch, temporary_kind):
@@ -497,9 +499,95 @@ def test_state_beyond_the_header_bounds_is_refused_by_save(fitted_file, tmp_path
         skae.load(path)
 
 
+def test_loss_curve_at_the_documented_size_round_trips_and_beyond_it_save_refuses(fitted_file, tmp_path):
+    """README: save refuses a state beyond the bounds, a loss curve of more than about 250,000 epochs."""
+    est, _ = fitted_file(VAETransformer)
+    for n_epochs, fits in [(250_000, True), (persistence.MAX_JSON_VALUES, False)]:
+        est.loss_curve_, est.n_iter_, est.best_loss_ = [0.5] * n_epochs, n_epochs, 0.5
+        path = tmp_path / f"{n_epochs}.skae"
+        if fits:
+            est.save(path)
+            assert skae.load(path).loss_curve_ == est.loss_curve_
+        else:
+            with pytest.raises(ValueError, match="does not fit in a .skae file.*Save it with skops or joblib"):
+                est.save(path)
+            assert not path.exists()
+
+
+def _saving_sections():
+    """The README's saving section and the user guide's saving page, with lines joined."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    start = readme.index("## Saving and loading models")
+    texts = {
+        "README.md": readme[start : readme.index("\n## ", start + 1)],
+        "docs/saving.md": (root / "docs/saving.md").read_text(),
+    }
+    return {name: " ".join(text.split()) for name, text in texts.items()}
+
+
 def test_documented_bounds_are_the_ones_load_applies():
-    doc = skae.load.__doc__
+    doc = " ".join(skae.load.__doc__.split())
     assert persistence.MAX_HEADER_BYTES == 16 * 2**20 and "at most 16 MiB" in doc
     assert f"{persistence.MAX_JSON_VALUES:,} JSON values" in doc
     assert f"nested at most {persistence.MAX_JSON_DEPTH} deep" in doc
     assert f"strings of at most {persistence.MAX_STRING_CHARS:,} characters" in doc
+    bounds = (
+        f"the header may hold at most 16 MiB, {persistence.MAX_JSON_VALUES:,} JSON values, "
+        f"{persistence.MAX_JSON_DEPTH} levels of nesting and strings of {persistence.MAX_STRING_CHARS:,} characters"
+    )
+    for name, text in _saving_sections().items():
+        assert bounds in text, name
+        assert f"file format version ({FORMAT_VERSION})" in text, name
+
+
+def test_pickle_text_in_a_feature_name_stays_text(tmp_path, X_small, monkeypatch):
+    """README: where skae keeps free text (a feature name), a planted pickle stays text."""
+    pd = pytest.importorskip("pandas")
+    monkeypatch.chdir(tmp_path)
+    payload = pickle.dumps(_Payload(MARKER_NAME), protocol=0).decode("latin-1")
+    frame = pd.DataFrame(X_small, columns=[payload, "b", "c", "d", "e"])
+    tiny(AutoencoderTransformer).fit(frame).save(tmp_path / "m.skae")
+    loaded = skae.load(tmp_path / "m.skae")
+    assert loaded.feature_names_in_[0] == payload and type(loaded.feature_names_in_[0]) is str
+    assert not (tmp_path / MARKER_NAME).exists()
+
+
+def _generated_values(cls, name):
+    """Valid values of the parameter ``name`` made from its constraints, as scikit-learn's checks make them."""
+    from sklearn.utils._param_validation import generate_valid_param, make_constraint
+
+    values = []
+    for constraint in cls._parameter_constraints[name]:
+        try:
+            value = generate_valid_param(make_constraint(constraint))
+        except (NotImplementedError, TypeError):
+            continue
+        if not isinstance(value, torch.nn.Module):  # user modules: pickle only (test_state)
+            values.append(value)
+    return values
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_every_parameter_the_estimator_has_round_trips(cls, tmp_path):
+    """The loader's schema takes its parameters from the class: a new parameter needs no new rule."""
+    assert set(cls._parameter_constraints) == set(cls._get_param_names())
+    tried = set()
+    for name in cls._get_param_names():
+        for value in [cls().get_params()[name], *_generated_values(cls, name)]:
+            est = cls().set_params(**{name: value})
+            try:
+                _schema.check_params({name: value})
+            except ValueError:
+                continue  # a value the class's constraints allow but fit refuses (device="")
+            path = tmp_path / "m.skae"
+            est.save(path)
+            loaded = skae.load(path).get_params()[name]
+            if isinstance(value, np.random.RandomState):
+                assert_array_equal(loaded.get_state()[1], value.get_state()[1])
+            elif isinstance(value, np.ndarray):
+                assert_array_equal(loaded, value)
+            else:
+                assert repr(loaded) == repr(value), name
+            tried.add(name)
+    assert tried == set(cls._get_param_names())
