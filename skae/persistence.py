@@ -450,8 +450,8 @@ def _read_header(read, size, source):
         written_by = document.get("skae_version")
         written_by = repr(written_by) if type(written_by) is str and len(written_by) < 64 else "(unknown)"
         raise ValueError(
-            f"{source} was written by skae {written_by} in file format version "
-            f"{str(version)[:30] if version is not None else None}; this skae reads version {FORMAT_VERSION} only. "
+            f"{source} was written by skae {written_by} in file format version {_shortened(repr(version))}; "
+            f"this skae reads version {FORMAT_VERSION} only. "
             + ("Upgrade skae." if newer else "Load it with the skae that wrote it and refit or pickle it.")
         )
     unknown = set(document) - _DOCUMENT_KEYS
@@ -460,6 +460,10 @@ def _read_header(read, size, source):
         raise ValueError(f"{not_ours}: its metadata has unknown or missing entries {extra[:5]}.")
     tensors = _tensor_table(header, size - len(header_bytes), not_ours, source)
     return header_bytes, tensors, document, metadata[_CHECKSUM_KEY]
+
+
+def _shortened(text, limit=40):
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _tensor_table(header, data_size, not_ours, source):

@@ -6,10 +6,13 @@ memory checks of each file in a guarded process are in
 ``benchmarks/hostile_files.py``.
 """
 
+import collections
 import contextlib
 import json
 import os
+import re
 import signal
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -57,11 +60,13 @@ def _behaviour(est, X):
 
 
 def _outcome(case, path, base_path):
-    """What loading ``path`` did, as a short string ("refused" when it raised a ValueError)."""
+    """What loading ``path`` did, as a short string ("refused" for a ValueError naming what it should)."""
     try:
         with _time_limit(10):
             est = skae.load(path)
-    except ValueError:
+    except ValueError as exc:
+        if case.match is not None and not re.search(case.match, str(exc)):
+            return f"refused, but the message does not match {case.match!r}: {exc}"
         return "refused"
     except Exception as exc:  # noqa: BLE001 - the test reports it
         return f"load raised {type(exc).__name__}: {exc}"
@@ -90,7 +95,57 @@ def test_every_hostile_file_is_refused(attack, corpus, tmp_path, monkeypatch):
         if outcome not in expected[case.expect]:
             failures.append(f"{case.name}: {outcome}")
         assert not os.path.exists(PAYLOAD_MARKER), f"{case.name} ran its payload"
+        if attack == "cost":
+            path.unlink()  # the large ones take 100 MB
     assert not failures, f"{len(failures)} of {len(chosen)} {attack} files not handled:\n" + "\n".join(failures)
+
+
+def test_families_have_the_issues_counts(corpus):
+    """The corpus replays the attacks the issue counted, in the same numbers."""
+    _, all_cases, _ = corpus
+    families = collections.Counter(case.family for case in all_cases)
+    assert families["tensor edits"] == 61
+    assert families["header digit edits"] == 200
+    assert families["header byte flips"] == 300
+    assert families["planted pickles"] == 18
+    assert all(case.match for case in all_cases if case.expect == "refused")
+
+
+SINGLE_BYTE_FAMILIES = ("header digit edits", "header byte flips", "tensor byte flips")
+# A refusal may allocate this multiple of the file's size, plus a fixed allowance.
+ALLOCATION_PER_BYTE = 8
+ALLOCATION_ALLOWANCE = 1 << 20
+
+
+def test_hostile_files_are_refused_without_allocating_much_more_than_their_size(corpus, tmp_path):
+    """Peak Python and NumPy allocation of each refusal (tracemalloc), for the corpus's files: all of
+    them but the single-byte edits (one in ten) and the memory class (one in five), which differ from
+    the base file in a byte or a small tensor and are slow to load under tracemalloc."""
+    files, all_cases, _ = corpus
+    refused = [case for case in all_cases if case.expect == "refused"]
+    sampled = {
+        "single-byte edits": ([c for c in refused if c.family in SINGLE_BYTE_FAMILIES], 10),
+        "memory": ([c for c in refused if c.attack == "memory"], 5),
+    }
+    chosen = [c for c in refused if c.family not in SINGLE_BYTE_FAMILIES and c.attack != "memory"]
+    for cases_, step in sampled.values():
+        chosen += cases_[::step]
+    failures = []
+    for case in chosen:
+        path = write_case(case, files, tmp_path / "bounded")
+        size = os.path.getsize(path) if os.path.isfile(path) else 0
+        tracemalloc.start()
+        try:
+            with _time_limit(10), pytest.raises(ValueError):
+                skae.load(path)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        if peak > ALLOCATION_PER_BYTE * size + ALLOCATION_ALLOWANCE:
+            failures.append(f"{case.name}: {peak:,} bytes for a file of {size:,}")
+        if os.path.lexists(path):
+            path.unlink()
+    assert not failures, "\n".join(failures)
 
 
 @pytest.fixture(scope="module")
