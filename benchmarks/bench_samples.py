@@ -31,6 +31,7 @@ import argparse
 import re
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 from sklearn.datasets import load_digits
@@ -38,8 +39,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
-from skae import AutoencoderTransformer, VAETransformer
-from skae.metrics import latent_coverage, sample_quality
+# Measure the skae of this checkout, not another copy that happens to be installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from skae import AutoencoderTransformer, VAETransformer  # noqa: E402
+from skae.metrics import latent_coverage, sample_quality  # noqa: E402
 
 REAL = "real held-out images"
 GENERATORS = {

@@ -24,6 +24,11 @@ _LATENT_SAMPLER_PARAMETER = """
 """
 
 
+_PATIENCE_REASON = """An autoencoder's training loss is smooth from epoch to
+        epoch, so a few epochs without progress mark a plateau (the VAE's
+        noisier loss waits 30 epochs)."""
+
+
 class AutoencoderTransformer(_BaseAutoencoder):
     __doc__ = f"""Autoencoder as a scikit-learn transformer.
 
@@ -39,7 +44,8 @@ class AutoencoderTransformer(_BaseAutoencoder):
 
     Parameters
     ----------
-{_COMMON_PARAMETERS.format(extra=_LATENT_SAMPLER_PARAMETER)}
+{_COMMON_PARAMETERS.format(extra=_LATENT_SAMPLER_PARAMETER, n_iter_no_change=5,
+                           n_iter_no_change_reason=_PATIENCE_REASON)}
     Attributes
     ----------
 {_COMMON_ATTRIBUTES}
@@ -106,11 +112,11 @@ class AutoencoderTransformer(_BaseAutoencoder):
         latent_sampler="gaussian",
         batch_size="auto",
         learning_rate_init=1e-3,
-        max_iter=500,
-        tol=1e-4,
+        max_iter=2000,
+        tol=1e-3,
         early_stopping=False,
         validation_fraction=0.1,
-        n_iter_no_change=10,
+        n_iter_no_change=5,
         random_state=None,
         verbose=0,
         warm_start=False,

@@ -35,6 +35,9 @@ import numpy as np
 import torch
 
 from . import _state
+# The estimator modules register their classes with _state as they are defined;
+# ``import skae`` is lazy, so a file or skops_trusted_types() may come first.
+from . import autoencoder, vae  # noqa: F401
 
 __all__ = ["FORMAT_VERSION", "load", "save", "skops_trusted_types"]
 

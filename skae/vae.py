@@ -11,6 +11,12 @@ from .engine.autoencoders import VariationalAutoencoder, n_score_draws
 from .engine.networks import GaussianEncoder
 
 
+_PATIENCE_REASON = """The VAE's training loss carries the noise of one latent
+        draw per row, and on small data sets it can improve only slowly for
+        the first hundreds of epochs: less patience stops such fits far from
+        their best (the autoencoder's smoother loss waits 5 epochs)."""
+
+
 class VAETransformer(_BaseAutoencoder):
     __doc__ = f"""Variational autoencoder as a scikit-learn transformer.
 
@@ -28,7 +34,7 @@ class VAETransformer(_BaseAutoencoder):
         Weight of the KL term. Larger values pack the codes closer to the
         prior (better samples, blurrier reconstructions); ``beta=0`` gives a
         noisy autoencoder.
-''')}
+''', n_iter_no_change=30, n_iter_no_change_reason=_PATIENCE_REASON)}
     Attributes
     ----------
 {_COMMON_ATTRIBUTES}
@@ -104,11 +110,11 @@ class VAETransformer(_BaseAutoencoder):
         beta=1.0,
         batch_size="auto",
         learning_rate_init=1e-3,
-        max_iter=500,
-        tol=1e-4,
+        max_iter=2000,
+        tol=1e-3,
         early_stopping=False,
         validation_fraction=0.1,
-        n_iter_no_change=10,
+        n_iter_no_change=30,
         random_state=None,
         verbose=0,
         warm_start=False,

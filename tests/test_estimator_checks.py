@@ -56,6 +56,10 @@ EXTRA_CHECKS = [
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+# The set_output checks transform arrays with a model fitted on a frame and the
+# other way round, on purpose: scikit-learn's feature-name warnings are expected.
+@pytest.mark.filterwarnings("ignore:X has feature names, but:UserWarning")
+@pytest.mark.filterwarnings("ignore:X does not have valid feature names, but:UserWarning")
 @pytest.mark.parametrize(
     "estimator", CHECKED[:2] + CHECKED[3:], ids=lambda e: f"{type(e).__name__}-{e.architecture}"
 )

@@ -15,6 +15,11 @@ import skae.engine.trainer as trainer_module
 
 from .helpers import ESTIMATORS, tiny
 
+# The tiny models train a few epochs on purpose; divergence warnings are asserted.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Maximum iterations:sklearn.exceptions.ConvergenceWarning"
+)
+
 
 def _epoch_patch(monkeypatch, on_call):
     """Wrap the trainer's epoch function; ``on_call(n, run)`` decides what call ``n`` does."""
