@@ -581,6 +581,7 @@ def _deep_error_cases():
         "hidden_layers_1e5_param": (_set_param("hidden_layer_sizes", _tuple(100000, 100000)), None),
         "n_components_1e12_fitted": (set_arch(0, 10**12), "attribute 'n_components_' is 2"),
         "n_components_mismatch": (_set_attribute("n_components_", 3), "attribute 'n_components_' is 3"),
+        "beta_1e300_param": (_set_param("beta", 1e300), invalid_param.format("beta")),
         "data_scale_zero": (_set_attribute("_data_scale", 0.0), "attribute '_data_scale' must be positive"),
         "data_scale_negative": (_set_attribute("_data_scale", -1.0), "attribute '_data_scale' must be positive"),
         "data_scale_nan": (_set_attribute("_data_scale", float("nan")), "attribute '_data_scale' must be a finite"),
