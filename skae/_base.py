@@ -1231,13 +1231,20 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         # The classes that pickles, skops files and .skae files may name.
         _state.register_estimator_class(cls)
 
+    # The parameters that shape the networks, for skae._schema to check fitted architectures.
+    _ARCHITECTURE_PARAMETERS = _ARCHITECTURE_PARAMETERS
+
+    def _fitted_architecture_params(self):
+        """The fitted architecture as ``{parameter name: value}``."""
+        return dict(zip(_ARCHITECTURE_PARAMETERS, self._fitted_architecture))
+
     def _empty_networks(self):
         """The fitted networks skae built, on the meta device, for their weights to be loaded into.
 
         Built from the fitted architecture (not the current parameters) as fit
         built them; None in place of a network the user supplied.
         """
-        fitted = dict(zip(_ARCHITECTURE_PARAMETERS, self._fitted_architecture))
+        fitted = self._fitted_architecture_params()
         user_encoder, user_decoder = fitted.pop("encoder") is not None, fitted.pop("decoder") is not None
         if user_encoder and user_decoder:
             return None, None

@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
 
+from . import _schema
+from ._schema import InvalidStateError
 from .engine.device import resolve_device
 
 __all__ = [
@@ -51,6 +53,9 @@ __all__ = [
 
 #: Version of the state layout; a state of another version is refused.
 STATE_VERSION = 1
+
+#: How deeply values may nest in a state (skae's own go 8 levels deep).
+MAX_DEPTH = 32
 
 TAG = "__skae__"
 NETWORKS = ("encoder_", "decoder_")
@@ -84,10 +89,6 @@ def estimator_class(name):
 def estimator_classes():
     """The registered skae estimator classes, by name."""
     return dict(_CLASSES)
-
-
-class InvalidStateError(ValueError):
-    """A state that is not one :func:`estimator_state` could have written; names the bad field."""
 
 
 class PickleOnly:
@@ -166,6 +167,8 @@ def to_plain(value, where, params=None):
     if value is None or kind in (bool, int, float, str):
         return value
     if kind is list:
+        if _all_scalars(value):  # loss_curve_ may be long: no call per item
+            return list(value)
         return [to_plain(item, f"{where}[{i}]", params) for i, item in enumerate(value)]
     if kind is tuple:
         return {TAG: "tuple", "items": [to_plain(item, f"{where}[{i}]", params) for i, item in enumerate(value)]}
@@ -196,10 +199,19 @@ def to_plain(value, where, params=None):
         if state["bit_generator"] in _BIT_GENERATORS:
             return {TAG: "random_state", "state": to_plain(state, where)}
     else:
-        path = f"{kind.__module__}.{kind.__qualname__}"
-        if _ESTIMATORS.get(path) is kind:
+        # By its public path: the class's own __module__ is private (sklearn.mixture._gaussian_mixture).
+        path = next((path for path, cls in _ESTIMATORS.items() if cls is kind), None)
+        if path is not None:
             return {TAG: "estimator", "class": path, "params": to_plain(value.get_params(deep=False), where)}
     return PickleOnly(value, where)
+
+
+_SCALAR_TYPES = frozenset({type(None), bool, int, float, str})
+
+
+def _all_scalars(items):
+    """Whether every item of the list ``items`` is None, a bool, an int, a float or a str."""
+    return set(map(type, items)) <= _SCALAR_TYPES
 
 
 def _plain_number_dtype(dtype):
@@ -291,16 +303,21 @@ class _Reader:
     def fail(self, where, why):
         raise InvalidStateError(f"{where} {why}")
 
-    def value(self, value, where):
+    def value(self, value, where, depth=0):
         kind = type(value)
         if value is None or kind in (bool, int, float, str):
             return value
+        if depth >= MAX_DEPTH:
+            self.fail(where, f"nests values more than {MAX_DEPTH} levels deep")
+        depth += 1
         if kind is list:
-            return [self.value(item, f"{where}[{i}]") for i, item in enumerate(value)]
+            if _all_scalars(value):
+                return list(value)
+            return [self.value(item, f"{where}[{i}]", depth) for i, item in enumerate(value)]
         if isinstance(value, np.ndarray):  # joblib may hand over read-only memmaps
             if not _plain_number_dtype(value.dtype):
                 self.fail(where, f"holds an array of dtype {value.dtype}")
-            return np.array(value, copy=True)
+            return np.array(value, dtype=value.dtype.newbyteorder("="), copy=True)
         if kind is PickleOnly:  # only pickle and copy can hand one over
             return value.value
         if kind is not dict:
@@ -308,77 +325,102 @@ class _Reader:
         if any(type(key) is not str for key in value):
             self.fail(where, "holds a dict with keys that are not strings")
         if TAG not in value:
-            return {key: self.value(item, f"{where}[{key!r}]") for key, item in value.items()}
+            return {key: self.value(item, f"{where}[{key!r}]", depth) for key, item in value.items()}
         tag = value[TAG]
         read = self._TAGS.get(tag) if isinstance(tag, str) else None
         if read is None:
             self.fail(where, f"has an unknown type tag {tag!r}")
         try:
-            return read(self, value, where)
+            return read(self, value, where, depth)
         except InvalidStateError:
             raise
         except (KeyError, TypeError, ValueError, RuntimeError, OverflowError, IndexError) as exc:
             self.fail(where, f"holds a malformed {tag!r} value ({type(exc).__name__}: {exc})")
 
-    def _tuple(self, value, where):
-        return tuple(self.value(value["items"], where))
+    def _tuple(self, value, where, depth):
+        self._keys(value, where, "items")
+        items = value["items"]
+        if type(items) is not list:
+            self.fail(where, "holds a tuple whose items are not a list")
+        return tuple(self.value(items, where, depth))
 
-    def _dict(self, value, where):
+    def _dict(self, value, where, depth):
+        self._keys(value, where, "items")
         result = {}
         for key, item in value["items"]:
-            if type(key) not in (str, int):
-                self.fail(where, f"has a key {key!r}")
-            result[key] = self.value(item, f"{where}[{key!r}]")
+            if type(key) not in (str, int) or key in result:
+                self.fail(where, f"has a key {key!r} that is not a new string or integer")
+            result[key] = self.value(item, f"{where}[{key!r}]", depth)
         return result
 
-    def _scalar(self, value, where):
+    def _scalar(self, value, where, depth):
+        self._keys(value, where, "dtype", "value")
         dtype = np.dtype(value["dtype"])
         number = value["value"]
         if not _plain_number_dtype(dtype) or type(number) not in (bool, int, float):
             self.fail(where, f"has a scalar {number!r} of dtype {value['dtype']!r}")
         return dtype.type(number)
 
-    def _str_array(self, value, where):
+    def _str_array(self, value, where, depth):
+        self._keys(value, where, "dtype", "items")
         items = value["items"]
+        if type(items) is not list or not all(type(item) is str for item in items):
+            self.fail(where, "is not a 1-D array of strings")
         dtype = np.dtype(value["dtype"])
-        if dtype.kind not in "UO" or not all(type(item) is str for item in _flat(items)):
-            self.fail(where, "is not an array of strings")
+        # The width of a "U" dtype is declared, not read: no wider than the longest
+        # item, so that a short list cannot make the reader allocate gigabytes.
+        longest = max(map(len, items), default=0)
+        if dtype.kind not in "UO" or (dtype.kind == "U" and dtype.itemsize > 4 * max(1, longest)):
+            self.fail(where, f"declares dtype {value['dtype']!r} for strings of at most {longest} characters")
         return np.array(items, dtype=dtype)
 
-    def _tensor(self, value, where):
+    def _tensor(self, value, where, depth):
+        self._keys(value, where, "array")
         array = value["array"]
         if not isinstance(array, np.ndarray):
             self.fail(where, "holds a tensor that is not an array")
-        return torch.from_numpy(self.value(array, where))
+        return torch.from_numpy(self.value(array, where, depth))
 
-    def _device(self, value, where):
+    def _device(self, value, where, depth):
+        self._keys(value, where, "value")
         if type(value["value"]) is not str:
             self.fail(where, "holds a device whose name is not a string")
         return torch.device(value["value"])
 
-    def _random_state(self, value, where):
-        state = self.value(value["state"], where)
-        bit_generator = _BIT_GENERATORS.get(state.get("bit_generator"))
+    def _random_state(self, value, where, depth):
+        self._keys(value, where, "state")
+        state = self.value(value["state"], where, depth)
+        name = state.get("bit_generator") if type(state) is dict else None
+        bit_generator = _BIT_GENERATORS.get(name) if isinstance(name, str) else None
         if bit_generator is None:
-            self.fail(where, f"names an unknown bit generator {state.get('bit_generator')!r}")
+            self.fail(where, f"names an unknown bit generator {name!r}")
         random_state = np.random.RandomState(bit_generator())
+        _schema.check_random_state(state, random_state.get_state(legacy=False), where)
         random_state.set_state(state)
         return random_state
 
-    def _param(self, value, where):
+    def _param(self, value, where, depth):
+        self._keys(value, where, "name")
         name = value["name"]
         if not isinstance(name, str) or name not in self.params:
             self.fail(where, f"refers to an unknown parameter {name!r}")
         return self.params[name]
 
-    def _estimator(self, value, where):
+    def _estimator(self, value, where, depth):
+        self._keys(value, where, "class", "params")
         cls = _ESTIMATORS.get(value["class"]) if isinstance(value["class"], str) else None
         if cls is None:
             self.fail(where, f"names an estimator class skae does not store: {value['class']!r}")
-        params = self.value(value["params"], where)
+        params = self.value(value["params"], where, depth)
         if not isinstance(params, dict):
             self.fail(where, "holds estimator parameters that are not a dict")
-        return cls(**params)
+        estimator = cls(**params)
+        estimator._validate_params()
+        return estimator
+
+    def _keys(self, value, where, *keys):
+        if set(value) != {TAG, *keys}:
+            self.fail(where, f"holds a {value[TAG]!r} value with keys {sorted(value)}, not {sorted({TAG, *keys})}")
 
     _TAGS = {
         "tuple": _tuple,
@@ -391,12 +433,6 @@ class _Reader:
         "param": _param,
         "estimator": _estimator,
     }
-
-
-def _flat(items):
-    if type(items) is not list:
-        return [items]
-    return [leaf for item in items for leaf in _flat(item)]
 
 
 def restore_estimator(estimator, state, device=None):
@@ -441,9 +477,14 @@ def restore_estimator(estimator, state, device=None):
         if not isinstance(state.get(section), dict):
             raise InvalidStateError(f"the state's {section!r} section is missing or not a dict")
 
+    networks = state.get("networks")
+    if networks is None and state.get("optimizer") is not None:
+        raise InvalidStateError("the state has an optimizer state but no networks")
+
     scratch = cls.__new__(cls)
     scratch.__dict__.update(_read_params(cls, state["params"]))
     reader = _Reader(scratch.get_params(deep=False))
+    attributes = {}
     for name, value in state["attributes"].items():
         if (
             not isinstance(name, str)
@@ -453,19 +494,18 @@ def restore_estimator(estimator, state, device=None):
             or name == _OPTIMIZER
             or hasattr(cls, name)
         ):
-            raise InvalidStateError(f"attribute {name!r} is not an attribute skae stores")
-        setattr(scratch, name, reader.value(value, f"attribute {name!r}"))
+            raise InvalidStateError(f"attribute {str(name)[:100]!r} is not an attribute skae stores")
+        attributes[name] = reader.value(value, f"attribute {name!r}")
+    _schema.check_attributes(cls, attributes, fitted=networks is not None)
+    scratch.__dict__.update(attributes)
 
-    networks = state.get("networks")
     if networks is not None:
         _restore_networks(scratch, networks, device)
         optimizer = state.get("optimizer")
         if optimizer is not None:
-            scratch._optimizer_state = reader.value(optimizer, "the optimizer state")
-            if not isinstance(scratch._optimizer_state, dict):
-                raise InvalidStateError("the optimizer state is not a dict")
-    elif state.get("optimizer") is not None:
-        raise InvalidStateError("the state has an optimizer state but no networks")
+            optimizer = reader.value(optimizer, "the optimizer state")
+            _schema.check_optimizer_state(optimizer, list(scratch._engine_model().parameters()))
+        scratch._optimizer_state = optimizer
 
     estimator.__dict__.clear()
     estimator.__dict__.update(scratch.__dict__)
@@ -483,6 +523,7 @@ def _read_params(cls, plain_params):
     checker = cls(**params)
     try:
         checker._validate_params()
+        _schema.check_params(params)
     except (TypeError, ValueError) as exc:
         raise InvalidStateError(f"the state holds invalid parameters: {exc}") from None
     return params
@@ -491,11 +532,14 @@ def _read_params(cls, plain_params):
 def _restore_networks(estimator, networks, device):
     """Rebuild the fitted networks from their weights, on ``device`` (see restore_estimator)."""
     if not isinstance(networks, dict) or set(networks) != set(NETWORKS):
-        names = sorted(map(str, networks)) if isinstance(networks, dict) else networks
+        names = sorted(map(str, networks)) if isinstance(networks, dict) else type(networks).__name__
         raise InvalidStateError(f"the state's networks are {names!r}, not the encoder and decoder")
-    for name in ("_fitted_architecture", "n_features_in_"):
-        if name not in vars(estimator):
-            raise InvalidStateError(f"the state has networks but no attribute {name!r}")
+    weights = [value for value in networks.values() if type(value) is dict]
+    if weights:  # networks skae built: check the sizes they declare before building them
+        n_weights = sum(array.size for arrays in weights for array in arrays.values() if isinstance(array, np.ndarray))
+        _schema.check_network_sizes(
+            estimator._fitted_architecture_params(), estimator.n_features_in_, estimator.image_shape_, n_weights
+        )
     try:
         expected = estimator._empty_networks()
     except (TypeError, ValueError, RuntimeError, AttributeError, IndexError, KeyError) as exc:
@@ -513,9 +557,7 @@ def _restore_networks(estimator, networks, device):
             raise InvalidStateError(f"{where} holds a {type(value).__name__}, not its weights")
         setattr(estimator, name, network)
 
-    fitted_on = vars(estimator).get("device_")
-    if type(fitted_on) is not torch.device:
-        raise InvalidStateError("the state has networks but its attribute 'device_' is not a device")
+    fitted_on = estimator.device_  # a torch.device of a known type (see _schema)
     if device is not None:
         target = resolve_device(device)
     else:
@@ -540,6 +582,7 @@ def _load_weights(network, weights, where):
         network.load_state_dict(tensors, strict=True, assign=True)
     except RuntimeError as exc:
         raise InvalidStateError(f"{where} does not match its architecture ({exc})") from None
+    _schema.check_weights(network, where)
     network.eval()
     return network
 

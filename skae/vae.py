@@ -92,7 +92,8 @@ class VAETransformer(_BaseAutoencoder):
 
     _parameter_constraints: dict = {
         **_BaseAutoencoder._parameter_constraints,
-        "beta": [Interval(Real, 0, None, closed="left")],
+        # Training runs in float32: a larger beta cannot weight the KL term (torch refused it deep inside).
+        "beta": [Interval(Real, 0, float(np.finfo(np.float32).max), closed="both")],
     }
 
     def __init__(

@@ -63,7 +63,10 @@ X = np.load({str(tmp_path / "X.npy")!r})
 np.savez({str(tmp_path / "out.npz")!r}, labels=pipe.predict(X), proba=pipe.predict_proba(X),
          codes=pipe[:-1].transform(X))
 """
-    env = dict(os.environ, MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true")
+    # The fresh process imports the skae under test, not another copy installed in the venv.
+    checkout = os.path.dirname(os.path.dirname(skae.__file__))
+    path = os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true", PYTHONPATH=path)
     subprocess.run([sys.executable, "-c", script], check=True, timeout=600, env=env)
     out = np.load(tmp_path / "out.npz")
     assert_array_equal(out["labels"], pipeline.predict(X))

@@ -3,17 +3,21 @@
 import json
 import os
 import pickle
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import joblib
 import numpy as np
 import pytest
+import safetensors.numpy
 import torch
 from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 import skae
-from skae import AutoencoderTransformer, VAETransformer
+from skae import AutoencoderTransformer, VAETransformer, _schema, persistence
 from skae.persistence import FORMAT_VERSION
 
 from .helpers import ESTIMATORS, tiny
@@ -46,12 +50,30 @@ def _with_header(data, header):
     return len(text).to_bytes(8, "little") + text + data[8 + size :]
 
 
-def _edit_document(data, edit):
+def _edit_document(data, edit, seal=True):
+    """``data`` with ``edit`` applied to its JSON document.
+
+    Sealed (the default), the checksum is computed again, as an attacker can,
+    so that the edit reaches the checks behind it; else it is left as it was.
+    """
     _, header = _header(data)
     document = json.loads(header["__metadata__"]["skae"])
     edit(document)
+    if seal:  # with the arrays the edited document still refers to
+        arrays = safetensors.numpy.load(data)
+        return persistence._file_bytes(document, {name: arrays[name] for name in _tensor_refs(document)})
     header["__metadata__"]["skae"] = json.dumps(document)
     return _with_header(data, header)
+
+
+def _tensor_refs(value):
+    if type(value) is list:
+        return [name for item in value for name in _tensor_refs(item)]
+    if type(value) is not dict:
+        return []
+    if value.get("__skae__") == "ndarray":
+        return [value["tensor"]]
+    return [name for item in value.values() for name in _tensor_refs(item)]
 
 
 def _edit_state(data, edit):
@@ -255,8 +277,8 @@ def test_missing_truncated_and_corrupted_files(fitted_file, tmp_path):
 @pytest.mark.parametrize(
     "edit, match",
     [
-        (lambda d: d.update(format_version=FORMAT_VERSION + 1), "reads version 2 only. Upgrade"),
-        (lambda d: d.update(format_version=1), "format version 1; this skae reads version 2"),
+        (lambda d: d.update(format_version=FORMAT_VERSION + 1), f"reads version {FORMAT_VERSION} only. Upgrade"),
+        (lambda d: d.update(format_version=1), f"format version 1; this skae reads version {FORMAT_VERSION}"),
         (lambda d: d.update({"class": "os.system"}), "unknown estimator class 'os.system'"),
         (lambda d: d.update(state=[]), "state is not a skae AutoencoderTransformer's"),
         (lambda d: d["state"].update(skae_state=2), "layout version 2"),
@@ -265,7 +287,7 @@ def test_missing_truncated_and_corrupted_files(fitted_file, tmp_path):
         (lambda d: d["state"]["params"].update(not_a_param=1), "invalid parameters.*not_a_param"),
         (lambda d: d["state"]["attributes"].update(transform=1), "attribute 'transform' is not"),
         (lambda d: d["state"]["attributes"].update(__class__=1), "attribute '__class__' is not"),
-        (lambda d: d["state"]["attributes"].update(n_iter_={"__skae__": "tuple"}), "malformed 'tuple'"),
+        (lambda d: d["state"]["attributes"].update(n_iter_={"__skae__": "tuple"}), "'tuple' value with keys"),
         (lambda d: d["state"]["attributes"].update(n_iter_={"__skae__": "eval"}), "unknown type tag 'eval'"),
         (lambda d: d["state"]["networks"].pop("decoder_"), "not the encoder and decoder"),
         (
@@ -278,11 +300,11 @@ def test_missing_truncated_and_corrupted_files(fitted_file, tmp_path):
             lambda d: d["state"]["attributes"].update(
                 _fitted_architecture={"__skae__": "tuple", "items": [9, [4], "relu", "mse"]}
             ),
-            "fitted architecture cannot be built",
+            "'_fitted_architecture' must be a tuple of 9 entries",
         ),
         (
             lambda d: d["state"]["attributes"]["_fitted_architecture"]["items"].__setitem__(0, 9),
-            "does not match its architecture",
+            "'n_components_' is 2, but the fitted architecture has n_components=9",
         ),
     ],
 )
@@ -344,3 +366,228 @@ def test_conv_and_mixture_models_round_trip(cls, params, tmp_path, digits):
     assert loaded.image_shape_ == est.image_shape_
     np.testing.assert_array_equal(loaded.transform(X_fit), est.transform(X_fit))
     np.testing.assert_array_equal(loaded.sample(5, random_state=2), est.sample(5, random_state=2))
+
+
+# ------------------------------------------------------------ how save writes
+
+
+@pytest.fixture
+def unfitted():
+    return AutoencoderTransformer(n_components=3, hidden_layer_sizes=[5])
+
+
+@pytest.fixture(params=["O_TMPFILE", "named temporary file"])
+def temporary_kind(request, monkeypatch, tmp_path):
+    """Both ways save makes its temporary file: unnamed (Linux) and named (elsewhere)."""
+    if request.param == "O_TMPFILE":
+        try:
+            os.close(os.open(tmp_path, os.O_TMPFILE | os.O_WRONLY, 0o600))
+        except (AttributeError, OSError):
+            pytest.skip("no O_TMPFILE on this system or file system")
+    else:
+        monkeypatch.delattr(os, "O_TMPFILE", raising=False)
+    return request.param
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_new_file_has_the_mode_the_umask_allows(umask, unfitted, tmp_path, temporary_kind):
+    previous = os.umask(umask)
+    try:
+        unfitted.save(tmp_path / "m.skae")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "m.skae").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_replaced_file_keeps_its_mode(unfitted, tmp_path, temporary_kind):
+    path = tmp_path / "m.skae"
+    path.write_bytes(b"old")
+    path.chmod(0o604)
+    unfitted.save(path)
+    assert path.stat().st_mode & 0o777 == 0o604
+    assert skae.load(path).get_params() == unfitted.get_params()
+
+
+def test_symbolic_link_is_followed_and_kept(unfitted, tmp_path):
+    (tmp_path / "models").mkdir()
+    target = tmp_path / "models" / "real.skae"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.skae"
+    link.symlink_to(target)
+    unfitted.save(link)
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert skae.load(target).get_params() == unfitted.get_params()
+    dangling = tmp_path / "dangling.skae"
+    dangling.symlink_to(tmp_path / "models" / "new.skae")
+    unfitted.save(dangling)
+    assert dangling.is_symlink() and (tmp_path / "models" / "new.skae").is_file()
+    assert sorted(os.listdir(tmp_path / "models")) == ["new.skae", "real.skae"]
+
+
+def test_what_is_not_a_regular_file_is_not_replaced(unfitted, tmp_path):
+    (tmp_path / "folder.skae").mkdir()
+    os.mkfifo(tmp_path / "fifo.skae")
+    (tmp_path / "null.skae").symlink_to("/dev/null")
+    for name, kind in [("folder.skae", "folders"), ("fifo.skae", "FIFOs"), ("null.skae", "character devices")]:
+        with pytest.raises(ValueError, match=f"not a regular file; skae.save replaces files, not {kind}"):
+            unfitted.save(tmp_path / name)
+    assert sorted(os.listdir(tmp_path)) == ["fifo.skae", "folder.skae", "null.skae"]
+
+
+def test_file_reaches_the_disk_before_it_replaces_the_old_one(unfitted, tmp_path, monkeypatch, temporary_kind):
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(("fsync", os.path.isdir(f"/proc/self/fd/{fd}"))),
+                                                  real_fsync(fd)))
+    monkeypatch.setattr(os, "replace", lambda *a, **k: (calls.append(("replace", None)), real_replace(*a, **k)))
+    unfitted.save(tmp_path / "m.skae")
+    # The file's data, then the rename, then the folder's entry.
+    assert calls == [("fsync", False), ("replace", None), ("fsync", True)]
+
+
+@pytest.mark.parametrize("failing", ["fsync", "replace"])
+def test_interrupted_save_leaves_the_old_file_and_no_temporary_one(
+    failing, unfitted, tmp_path, monkeypatch, temporary_kind
+):
+    path = tmp_path / "m.skae"
+    AutoencoderTransformer(n_components=2).save(path)
+    before = path.read_bytes()
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, failing, interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        unfitted.save(path)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["m.skae"] and path.read_bytes() == before
+
+
+def test_killed_save_leaves_no_temporary_file(tmp_path):
+    """With O_TMPFILE the file has no name until it is complete: a killed process leaves nothing."""
+    try:
+        os.close(os.open(tmp_path, os.O_TMPFILE | os.O_WRONLY, 0o600))
+    except (AttributeError, OSError):
+        pytest.skip("no O_TMPFILE on this system or file system")
+    script = f"""
+import os, sys, time
+import skae
+def stall(fd):
+    print("writing", flush=True)
+    time.sleep(120)
+os.fsync = stall
+skae.AutoencoderTransformer().save({str(tmp_path / "m.skae")!r})
+"""
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "writing"
+    finally:
+        child.kill()
+        child.wait()
+    assert os.listdir(tmp_path) == []
+
+
+def test_state_beyond_the_header_bounds_is_refused_by_save(fitted_file, tmp_path, monkeypatch):
+    """save writes nothing load would refuse for its size."""
+    est, path = fitted_file(VAETransformer)
+    monkeypatch.setattr(persistence, "MAX_JSON_VALUES", 100)
+    beyond = r"state does not fit in a .skae file: its header holds .* JSON values, more than 100\. Save it with skops"
+    with pytest.raises(ValueError, match=beyond):
+        est.save(tmp_path / "big.skae")
+    assert not (tmp_path / "big.skae").exists()
+    with pytest.raises(ValueError, match="more than 100"):
+        skae.load(path)
+
+
+def test_loss_curve_at_the_documented_size_round_trips_and_beyond_it_save_refuses(fitted_file, tmp_path):
+    """README: save refuses a state beyond the bounds, a loss curve of more than about 250,000 epochs."""
+    est, _ = fitted_file(VAETransformer)
+    for n_epochs, fits in [(250_000, True), (persistence.MAX_JSON_VALUES, False)]:
+        est.loss_curve_, est.n_iter_, est.best_loss_ = [0.5] * n_epochs, n_epochs, 0.5
+        path = tmp_path / f"{n_epochs}.skae"
+        if fits:
+            est.save(path)
+            assert skae.load(path).loss_curve_ == est.loss_curve_
+        else:
+            with pytest.raises(ValueError, match="does not fit in a .skae file.*Save it with skops or joblib"):
+                est.save(path)
+            assert not path.exists()
+
+
+def _saving_sections():
+    """The README's saving section and the user guide's saving page, with lines joined."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    start = readme.index("## Saving and loading models")
+    texts = {
+        "README.md": readme[start : readme.index("\n## ", start + 1)],
+        "docs/saving.md": (root / "docs/saving.md").read_text(),
+    }
+    return {name: " ".join(text.split()) for name, text in texts.items()}
+
+
+def test_documented_bounds_are_the_ones_load_applies():
+    doc = " ".join(skae.load.__doc__.split())
+    assert persistence.MAX_HEADER_BYTES == 16 * 2**20 and "at most 16 MiB" in doc
+    assert f"{persistence.MAX_JSON_VALUES:,} JSON values" in doc
+    assert f"nested at most {persistence.MAX_JSON_DEPTH} deep" in doc
+    assert f"strings of at most {persistence.MAX_STRING_CHARS:,} characters" in doc
+    bounds = (
+        f"the header may hold at most 16 MiB, {persistence.MAX_JSON_VALUES:,} JSON values, "
+        f"{persistence.MAX_JSON_DEPTH} levels of nesting and strings of {persistence.MAX_STRING_CHARS:,} characters"
+    )
+    for name, text in _saving_sections().items():
+        assert bounds in text, name
+        assert f"file format version ({FORMAT_VERSION})" in text, name
+
+
+def test_pickle_text_in_a_feature_name_stays_text(tmp_path, X_small, monkeypatch):
+    """README: where skae keeps free text (a feature name), a planted pickle stays text."""
+    pd = pytest.importorskip("pandas")
+    monkeypatch.chdir(tmp_path)
+    payload = pickle.dumps(_Payload(MARKER_NAME), protocol=0).decode("latin-1")
+    frame = pd.DataFrame(X_small, columns=[payload, "b", "c", "d", "e"])
+    tiny(AutoencoderTransformer).fit(frame).save(tmp_path / "m.skae")
+    loaded = skae.load(tmp_path / "m.skae")
+    assert loaded.feature_names_in_[0] == payload and type(loaded.feature_names_in_[0]) is str
+    assert not (tmp_path / MARKER_NAME).exists()
+
+
+def _generated_values(cls, name):
+    """Valid values of the parameter ``name`` made from its constraints, as scikit-learn's checks make them."""
+    from sklearn.utils._param_validation import generate_valid_param, make_constraint
+
+    values = []
+    for constraint in cls._parameter_constraints[name]:
+        try:
+            value = generate_valid_param(make_constraint(constraint))
+        except (NotImplementedError, TypeError):
+            continue
+        if not isinstance(value, torch.nn.Module):  # user modules: pickle only (test_state)
+            values.append(value)
+    return values
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_every_parameter_the_estimator_has_round_trips(cls, tmp_path):
+    """The loader's schema takes its parameters from the class: a new parameter needs no new rule."""
+    assert set(cls._parameter_constraints) == set(cls._get_param_names())
+    tried = set()
+    for name in cls._get_param_names():
+        for value in [cls().get_params()[name], *_generated_values(cls, name)]:
+            est = cls().set_params(**{name: value})
+            try:
+                _schema.check_params({name: value})
+            except ValueError:
+                continue  # a value the class's constraints allow but fit refuses (device="")
+            path = tmp_path / "m.skae"
+            est.save(path)
+            loaded = skae.load(path).get_params()[name]
+            if isinstance(value, np.random.RandomState):
+                assert_array_equal(loaded.get_state()[1], value.get_state()[1])
+            elif isinstance(value, np.ndarray):
+                assert_array_equal(loaded, value)
+            else:
+                assert repr(loaded) == repr(value), name
+            tried.add(name)
+    assert tried == set(cls._get_param_names())

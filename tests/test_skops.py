@@ -98,6 +98,13 @@ def _set(dict_node, key, value):
     dict_node["content"][key] = value
 
 
+def _swap_adam_moments(schema, a, b):
+    """Swap the exp_avg arrays of the Adam state's entries ``a`` and ``b`` (of other shapes)."""
+    items = schema["content"]["content"]["optimizer"]["content"]["state"]["content"]["items"]["content"]
+    first, second = (items[i]["content"][1]["content"]["exp_avg"]["content"] for i in (a, b))
+    first["array"], second["array"] = second["array"], first["array"]
+
+
 def _json_node(value):
     return {"__class__": type(value).__name__, "__module__": "builtins", "__loader__": "JsonNode",
             "content": json.dumps(value), "is_json": True}
@@ -117,6 +124,23 @@ def _json_node(value):
             ValueError,
             "attribute 'transform' is not an attribute skae stores",
         ),
+        # Checked against the schema, as for pickle and .skae files.
+        (
+            lambda s: _set(_section(s, "attributes"), "_data_scale", _json_node(0.0)),
+            ValueError,
+            "attribute '_data_scale' must be positive",
+        ),
+        (
+            lambda s: _set(_section(s, "attributes"), "_payload", _json_node("cos\nsystem\n")),
+            ValueError,
+            "attribute '_payload' is not an attribute skae stores",
+        ),
+        (
+            lambda s: _set(_section(s, "attributes"), "n_features_in_", _json_node(10**12)),
+            ValueError,
+            "declares n_features_in_ = 1000000000000",
+        ),
+        (lambda s: _swap_adam_moments(s, 0, 1), ValueError, r"entry 0 has 'exp_avg' of shape \(16,\)"),
         # A type nobody trusts: refused by skops before anything is built.
         (
             lambda s: _set(

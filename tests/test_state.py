@@ -2,6 +2,7 @@
 
 import ast
 import copy
+import copyreg
 import pickle
 from pathlib import Path
 
@@ -155,8 +156,27 @@ def test_gpu_trained_state_restores_on_the_cpu(X_small):
         (lambda s: s["attributes"].update(n_iter_=np.array(["x"], dtype=object)), "array of dtype object"),
         (lambda s: s["networks"]["decoder_"].update({"0.0.weight": np.zeros((3, 3))}), "does not match"),
         (lambda s: s["networks"]["encoder_"].update({"0.mean": np.zeros(5, np.int64)}), "not float32"),
-        (lambda s: s.update(optimizer=[1]), "optimizer state is not a dict"),
-        (lambda s: s["attributes"].update(device_="cuda"), "'device_' is not a device"),
+        (lambda s: s.update(optimizer=[1]), "optimizer state must be a dict"),
+        (lambda s: s["attributes"].update(device_="cuda"), "'device_' must be a torch.device"),
+        # Values that reach native code or fail deep inside: checked against the network.
+        (
+            lambda s: s["optimizer"]["state"]["items"][0][1]["exp_avg"].update(array=np.zeros(0, np.float32)),
+            r"entry 0 has 'exp_avg' of shape \(0,\)",
+        ),
+        (lambda s: s["optimizer"]["state"]["items"][1][1]["step"].update(array=np.array(-2, np.float32)), "entry 1"),
+        (lambda s: s["optimizer"]["param_groups"][0].update(amsgrad=True), "amsgrad=True"),
+        (
+            lambda s: s["attributes"]["_random_state"]["state"]["state"].update(pos=10**6),
+            r"\['pos'\] must be an integer in \[0, 624\]",
+        ),
+        (lambda s: s["attributes"].update(n_features_in_=10**12), "declares n_features_in_ = 1000000000000"),
+        (lambda s: s["attributes"].update(_data_scale=0.0), "'_data_scale' must be positive"),
+        (lambda s: s["attributes"].update(observation_variance_=None), "'observation_variance_' must be a finite"),
+        (lambda s: s["attributes"].update(n_iter_=7), "'loss_curve_' has 5 entries, but n_iter_=7"),
+        (lambda s: s["attributes"].pop("loss_curve_"), "lacks the fitted attribute 'loss_curve_'"),
+        (lambda s: s["attributes"].update(_payload="cos\nsystem\n"), "'_payload' is not an attribute skae stores"),
+        (lambda s: s["attributes"].update(n_iter_=_nested(40)), "nests values more than 32 levels deep"),
+        (lambda s: s.update(networks=None, optimizer=None), "not an attribute skae stores for an unfitted"),
     ],
 )
 def test_invalid_states_are_refused(edit, match, X_small):
@@ -166,6 +186,43 @@ def test_invalid_states_are_refused(edit, match, X_small):
     with pytest.raises(InvalidStateError, match=match):
         target.__setstate__(state)
     assert target.n_components == 7 and not hasattr(target, "encoder_")  # left as it was
+
+
+def _nested(depth):
+    value = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+class _Tampered:
+    """Pickles as a VAETransformer whose state is ``state``: what a crafted pickle would hold."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def __reduce__(self):
+        return (copyreg._reconstructor, (VAETransformer, object, None), self.state)
+
+
+def test_pickle_and_joblib_check_the_state_they_restore(X_small, tmp_path):
+    state = tiny(VAETransformer).fit(X_small).__getstate__()
+    state["optimizer"]["state"]["items"][0][1]["exp_avg_sq"]["array"] = np.zeros((5, 16), np.float32)
+    data = pickle.dumps(_Tampered(state))
+    with pytest.raises(InvalidStateError, match="'exp_avg_sq' of shape \\(5, 16\\)"):
+        pickle.loads(data)
+    joblib.dump(_Tampered(state), tmp_path / "m.joblib")
+    with pytest.raises(InvalidStateError, match="'exp_avg_sq' of shape \\(5, 16\\)"):
+        joblib.load(tmp_path / "m.joblib")
+
+
+def test_a_state_from_a_fit_that_failed_before_training_restores(X_small):
+    """validate_data sets n_features_in_ before training can fail: such an estimator still pickles."""
+    est = tiny(AutoencoderTransformer, reconstruction_loss="bce")
+    with pytest.raises(ValueError, match="needs data in"):
+        est.fit(X_small * 2)
+    loaded = pickle.loads(pickle.dumps(est))
+    assert loaded.n_features_in_ == 5 and not hasattr(loaded, "encoder_")
 
 
 def _module_level_imports(path, package):
