@@ -270,6 +270,23 @@ def test_bad_n_threads_is_refused(bad):
         tiny(AutoencoderTransformer, n_threads=bad).fit(X)
 
 
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "all"])
+def test_bad_n_threads_set_after_fit_is_refused_at_inference_and_leaves_no_scope_open(
+    bad, user_threads
+):
+    X = np.random.RandomState(0).uniform(size=(20, 4))
+    est = tiny(AutoencoderTransformer).fit(X).set_params(n_threads=bad)
+    with pytest.raises(ValueError, match="n_threads"):
+        est.transform(X)
+    assert threads._open_scopes == 0 and torch.get_num_threads() == user_threads
+    with pytest.raises(RuntimeError), threads_scope(0):  # a count torch refuses
+        pass
+    assert threads._open_scopes == 0 and torch.get_num_threads() == user_threads
+    torch.set_num_threads(1)  # the user's own later choice is not undone by skae
+    est.set_params(n_threads="auto").transform(X)
+    assert torch.get_num_threads() == 1
+
+
 @pytest.mark.parametrize("cls", ESTIMATORS)
 @pytest.mark.parametrize("architecture", ["mlp", "conv"])
 def test_results_are_bit_identical_for_a_seed_and_a_thread_count(cls, architecture):

@@ -157,24 +157,35 @@ def threads_scope(n_threads):
     """
     global _open_scopes
     depth = getattr(_local, "depth", 0)
-    with _lock:
-        if _open_scopes == 0:
-            _users_setting()
-        _open_scopes += 1
-        restore = torch.get_num_threads() if depth else _user_threads
-        if n_threads != torch.get_num_threads():
-            torch.set_num_threads(n_threads)
-    _local.depth = depth + 1
+    counted = False
     try:
+        with _lock:
+            if _open_scopes == 0:
+                _users_setting()
+            restore = torch.get_num_threads() if depth else _user_threads
+            # Set before counting the scope: a count torch refuses leaves nothing open.
+            if n_threads != torch.get_num_threads():
+                torch.set_num_threads(n_threads)
+            _open_scopes += 1
+            counted = True
+        _local.depth = depth + 1
         yield
     finally:
-        _local.depth = depth
-        # Under the lock: a scope opening in another thread must not read the
-        # user's setting while this one still has its own count in place.
-        with _lock:
-            _open_scopes -= 1
-            if torch.get_num_threads() != restore or _open_scopes == 0:
-                torch.set_num_threads(restore)
+        if counted:
+            _local.depth = depth
+            # Under the lock: a scope opening in another thread must not read the
+            # user's setting while this one still has its own count in place.
+            with _lock:
+                _open_scopes -= 1
+                if torch.get_num_threads() != restore or _open_scopes == 0:
+                    torch.set_num_threads(restore)
+
+
+def _checked(n_threads):
+    """``n_threads`` as an int, or a ValueError naming it (``set_params`` does not check it)."""
+    if isinstance(n_threads, Integral) and n_threads >= 1:
+        return int(n_threads)
+    raise ValueError(f"n_threads must be 'auto' or an int >= 1, got {n_threads!r}.")
 
 
 def fit_threads(model, n_features, batch_size, n_threads="auto"):
@@ -201,7 +212,7 @@ def fit_threads(model, n_features, batch_size, n_threads="auto"):
         product of the hand-written passes may get; None for an int.
     """
     if n_threads != "auto":
-        return int(n_threads), None
+        return _checked(n_threads), None
     flops, products = _model_work(model, n_features)
     limit = thread_limit()
     return choose_threads(batch_size * flops / max(1, products), FIT_FLOPS_PER_THREAD, limit), limit
@@ -230,7 +241,7 @@ def inference_threads(encoder, n_features, n_rows, n_threads="auto"):
     int
     """
     if n_threads != "auto":
-        return int(n_threads)
+        return _checked(n_threads)
     work = _ENCODER_WORK.get(encoder)
     if work is None or work[0] != n_features:
         flops, products = layer_work(encoder, n_features)
