@@ -242,6 +242,7 @@ _FLAGS = {
     "no better than the mean": "the held-out reconstruction error is not clearly below that "
                                "of predicting the training mean for every row",
     "stopped at max_iter": "training had not converged; try a larger --max-iter",
+    "diverged": "the training loss became NaN or infinite; the last finite epoch was kept",
 }
 
 
@@ -258,6 +259,9 @@ def main(argv=None):
         print(f"skae {args.command}: error: {error}; install the extra: pip install "
               "'skae[viz]'", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"skae {args.command}: interrupted", file=sys.stderr)
+        return 130  # the shell's code for a command stopped by SIGINT
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ _FLAG_STANDARD_ERRORS = 2.0
 
 NOT_BETTER_THAN_MEAN = "no better than the mean"
 STOPPED_AT_MAX_ITER = "stopped at max_iter"
+DIVERGED = "diverged"
 
 
 def resolve_task(y, task="auto"):
@@ -308,22 +309,30 @@ def score_fitted(model, held_out):
 
 
 def _fit(model, X_train):
-    """Fit; return ``(seconds, whether it stopped at max_iter)``."""
+    """Fit; return ``(seconds, flags for the note column)``.
+
+    A fit that a Ctrl-C stopped keeps its last epoch and warns; a comparison
+    stops there instead (``KeyboardInterrupt``), since its rows would mix
+    finished and cut-short models.
+    """
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
+        warnings.simplefilter("always")
         model.fit(X_train)
     seconds = time.perf_counter() - start
-    stopped_early = False
+    flags = []
     for warning in caught:
-        if issubclass(warning.category, ConvergenceWarning) and "Maximum iterations" in str(
-            warning.message
-        ):
-            stopped_early = True
+        message = str(warning.message)
+        if message.startswith("Training was interrupted"):
+            raise KeyboardInterrupt(message)
+        if issubclass(warning.category, ConvergenceWarning) and "Maximum iterations" in message:
+            flags.append(STOPPED_AT_MAX_ITER)
+        elif issubclass(warning.category, ConvergenceWarning) and "diverged" in message:
+            flags.append(DIVERGED)
         else:  # anything else reaches the caller as it came
             warnings.warn_explicit(warning.message, warning.category, warning.filename,
                                    warning.lineno)
-    return seconds, stopped_early
+    return seconds, flags
 
 
 def _progress_bar(progress, total):
@@ -410,8 +419,16 @@ def compare_reducers(
         against the training rows' codes (:func:`skae.metrics.latent_coverage`);
         and ``note``: ``"no better than the mean"`` when
         the held-out error is not below the mean's by two standard errors (of
-        the per-row difference), ``"stopped at max_iter"`` when the fit ended
-        with a ConvergenceWarning (which is not repeated), else empty.
+        the per-row difference), ``"stopped at max_iter"`` or ``"diverged"``
+        when the fit ended with that ConvergenceWarning (which is not
+        repeated), several flags joined by ``"; "``, else empty.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        When a Ctrl-C stops one of the fits: skae's estimators keep the last
+        completed epoch and warn, but a comparison does not go on with a
+        model cut short.
 
     See Also
     --------
@@ -450,7 +467,7 @@ def compare_reducers(
                 bar.set_postfix_str(f"{name} n_components={k}")
             model = clone(reducer).set_params(n_components=k)
             try:
-                fit_time, stopped_early = _fit(model, held_out.X_train)
+                fit_time, fit_flags = _fit(model, held_out.X_train)
             except ValueError as error:
                 warnings.warn(f"{name} with n_components={k} was skipped: {error}", UserWarning,
                               stacklevel=2)
@@ -459,7 +476,7 @@ def compare_reducers(
                 if bar is not None:
                     bar.update(1)
             metrics = score_fitted(model, held_out)
-            notes = metrics.pop("notes") + ([STOPPED_AT_MAX_ITER] if stopped_early else [])
+            notes = metrics.pop("notes") + fit_flags
             rows.append({
                 "reducer": name,
                 "n_components": k,

@@ -334,4 +334,38 @@ def test_compare_reducers_reports_sample_quality_for_reducers_that_sample(digits
 def test_the_cli_explains_every_flag_of_the_note_column():
     from skae import cli, compare
 
-    assert set(cli._FLAGS) == {compare.NOT_BETTER_THAN_MEAN, compare.STOPPED_AT_MAX_ITER}
+    assert set(cli._FLAGS) == {compare.NOT_BETTER_THAN_MEAN, compare.STOPPED_AT_MAX_ITER,
+                               compare.DIVERGED}
+
+
+def _interrupt_the_second_step(monkeypatch):
+    """Make the process's second optimiser step meet a Ctrl-C (on wine: the first skae fit's
+    second epoch, so that fit keeps its first epoch and warns)."""
+    from skae.engine import trainer
+
+    real, updates = trainer._steps, {"n": 0}
+
+    def steps(*args, **kwargs):
+        gradients, update, switches = real(*args, **kwargs)
+
+        def counted_update():
+            update()
+            updates["n"] += 1
+            if updates["n"] == 2:
+                raise KeyboardInterrupt
+
+        return gradients, counted_update, switches
+
+    monkeypatch.setattr(trainer, "_steps", steps)
+
+
+def test_a_ctrl_c_stops_the_comparison_and_the_cli(monkeypatch, tmp_path, capsys):
+    X, y = load_wine(return_X_y=True)
+    _interrupt_the_second_step(monkeypatch)
+    with pytest.raises(KeyboardInterrupt, match="interrupted"):
+        compare_reducers(X, y, n_components=(2,), random_state=0, **FAST)
+    _interrupt_the_second_step(monkeypatch)
+    code = main(["compare", "--dataset", "wine", "--n-components", "2", "--max-iter", "3",
+                 "--device", "cpu", "--out", str(tmp_path / "out")])
+    assert code == 130 and "interrupted" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "comparison.csv").exists()
