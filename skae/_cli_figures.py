@@ -9,8 +9,12 @@ def _plot_size(sizes):
 
 
 def count_figures(sizes, image_shape):
-    """How many PNG files :func:`write_figures` writes (for the progress bar)."""
-    return int(_plot_size(sizes) >= 2) + 1 + (2 if image_shape is not None else 0)
+    """How many figures :func:`write_figures` draws at most (for the progress bar).
+
+    A figure with no model to show (no autoencoder fitted, say) writes no file
+    but still advances the bar.
+    """
+    return int(bool(sizes) and _plot_size(sizes) >= 2) + 1 + (2 if image_shape is not None else 0)
 
 
 def write_figures(table, held_out, image_shape, random_state, out, progress=None):
@@ -30,7 +34,7 @@ def write_figures(table, held_out, image_shape, random_state, out, progress=None
     out : str
         Folder to write the PNG files to.
     progress : tqdm progress bar or None, default=None
-        Advanced by one per file.
+        Advanced by one per figure.
 
     Returns
     -------
@@ -44,50 +48,42 @@ def write_figures(table, held_out, image_shape, random_state, out, progress=None
 
     from .plotting import LatentSpaceDisplay, LossCurveDisplay, ReconstructionDisplay, SampleDisplay
 
-    k = _plot_size(list(table["n_components"]))
+    sizes = list(table["n_components"])
+    k = _plot_size(sizes) if sizes else 0
     models = list(table.loc[table["n_components"] == k, "estimator"])
     trained = [model for model in models if hasattr(model, "loss_curve_")]
     X_test, y_test = held_out.X_test, held_out.y_test
+    # Clip the colours to the data's range: an mse decoder overshoots it.
     value_range = (float(held_out.X_train.min()), float(held_out.X_train.max()))
     written = []
 
-    def save(figure, name):
+    def figure(name, shown, draw, width, height, stacked=False):
+        """Draw ``draw(model, ax)`` for each of ``shown`` into one PNG; none: no file."""
+        if shown:
+            rows, cols = (len(shown), 1) if stacked else (1, len(shown))
+            fig, axes = plt.subplots(rows, cols, layout="constrained", squeeze=False,
+                                     figsize=(width * cols, height * rows))
+            for model, ax in zip(shown, axes.ravel()):
+                draw(model, ax)
+            path = os.path.join(out, name)
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            written.append(path)
         if progress is not None:
             progress.set_postfix_str(name)
-        path = os.path.join(out, name)
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written.append(path)
-        if progress is not None:
             progress.update(1)
 
-    def panels(n, width, height, rows=1):
-        figure, axes = plt.subplots(rows, 1 if rows > 1 else n, layout="constrained",
-                                    figsize=(width * (1 if rows > 1 else n), height * rows),
-                                    squeeze=False)
-        return figure, axes.ravel()
-
     if k >= 2:
-        figure, axes = panels(len(models), 5, 4.5)
-        for model, ax in zip(models, axes):
-            LatentSpaceDisplay.from_estimator(model, X_test, y_test, ax=ax)
-        save(figure, "latent_spaces.png")
-    figure, axes = panels(len(trained), 5.5, 4)
-    for model, ax in zip(trained, axes):
-        LossCurveDisplay.from_estimator(model, ax=ax)
-    save(figure, "loss_curves.png")
+        figure("latent_spaces.png", models, lambda model, ax: LatentSpaceDisplay.from_estimator(
+            model, X_test, y_test, ax=ax, task=held_out.task or "auto"), 5, 4.5)
+    figure("loss_curves.png", trained,
+           lambda model, ax: LossCurveDisplay.from_estimator(model, ax=ax), 5.5, 4)
     if image_shape is not None:
-        figure, axes = panels(len(models), 10, 2.2, rows=len(models))
-        for model, ax in zip(models, axes):
-            ReconstructionDisplay.from_estimator(model, X_test, image_shape=image_shape,
-                                                 n_samples=12, ax=ax, value_range=value_range)
-        save(figure, "reconstructions.png")
+        figure("reconstructions.png", models, lambda model, ax: ReconstructionDisplay.from_estimator(
+            model, X_test, image_shape=image_shape, n_samples=12, ax=ax, value_range=value_range),
+            10, 2.2, stacked=True)
         samplers = [model for model in trained if hasattr(model, "sample")]
-        figure, axes = panels(len(samplers), 5, 5.4)
-        for model, ax in zip(samplers, axes):
-            # Clip the colours to the data's range: an mse decoder overshoots it.
-            SampleDisplay.from_estimator(model, 36, image_shape=image_shape,
-                                         random_state=random_state, ax=ax,
-                                         value_range=value_range)
-        save(figure, "samples.png")
+        figure("samples.png", samplers, lambda model, ax: SampleDisplay.from_estimator(
+            model, 36, image_shape=image_shape, random_state=random_state, ax=ax,
+            value_range=value_range), 5, 5.4)
     return written

@@ -152,17 +152,19 @@ def _to_rgba(colour):
     return np.array(to_rgba(colour))
 
 
-def _classes(labels):
+_MAX_LEGEND_CLASSES = 20
+
+
+def _classes(labels, task="auto"):
     """The sorted classes of ``labels``, or None for a target to colour continuously.
 
-    Strings and other non-numeric labels are always classes; numbers are when
-    they are whole and take at most 20 distinct values.
+    ``task`` as in :func:`skae.compare.resolve_task`, whose rule ``"auto"``
+    follows, so that a picture and a comparison's table read a target alike.
     """
-    if not np.issubdtype(labels.dtype, np.number) or labels.dtype == bool:
+    from .compare import resolve_task
+
+    if resolve_task(labels, task) == "classification":
         return np.unique(labels)
-    classes = np.unique(labels)
-    if len(classes) <= 20 and np.all(np.mod(classes, 1) == 0):
-        return classes
     return None
 
 
@@ -178,6 +180,8 @@ def _scatter_classes(ax, codes, labels, classes, cmap, options):
         palette = colormap(np.linspace(0, 1, len(classes)))
     index = np.searchsorted(classes, labels)
     scatter = ax.scatter(codes[:, 0], codes[:, 1], c=palette[index], **options)
+    if len(classes) > _MAX_LEGEND_CLASSES:  # a legend that long reads as noise
+        return scatter, []
     handles = [
         Line2D([], [], color=colour, marker="o", linestyle="", label=str(label))
         for label, colour in zip(classes, palette)
@@ -188,9 +192,11 @@ def _scatter_classes(ax, codes, labels, classes, cmap, options):
 class LatentSpaceDisplay:
     """Scatter plot of codes in two dimensions, coloured by label.
 
-    Class labels (strings, or up to 20 distinct integers) get one colour each
-    and a legend; any other numeric target (a continuous one, say) gets a
-    continuous colour map and a colour bar. On request the display also shows
+    Class labels get one colour each and a legend (up to 20 classes); a
+    target to regress gets a continuous colour map and a colour bar. Which one
+    a target is follows :func:`skae.compare.resolve_task` (text, booleans, two
+    values and whole numbers with few distinct values are classes), or the
+    ``task`` given to :meth:`plot`. On request the display also shows
     where a skae estimator's sampler draws its codes, which of those draws
     fall in holes of the codes, and how many codes the draws reach (see
     :func:`skae.metrics.latent_coverage`).
@@ -253,7 +259,7 @@ class LatentSpaceDisplay:
         self.in_hole = in_hole
         self.reached = reached
 
-    def plot(self, ax=None, *, cmap=None, **scatter_kwargs):
+    def plot(self, ax=None, *, cmap=None, task="auto", **scatter_kwargs):
         """Draw the scatter plot.
 
         Parameters
@@ -263,6 +269,9 @@ class LatentSpaceDisplay:
         cmap : str or Colormap or None, default=None
             Colours of the labels. None: ``"tab10"`` for up to 10 classes,
             ``"tab20"`` for more, ``"viridis"`` for a continuous target.
+        task : {"auto", "classification", "regression"}, default="auto"
+            Whether the labels are classes or a quantity; ``"auto"`` decides
+            as :func:`skae.compare.resolve_task` does.
         **scatter_kwargs : dict
             Passed to ``ax.scatter`` for the codes.
 
@@ -284,7 +293,7 @@ class LatentSpaceDisplay:
                 raise ValueError(
                     f"labels has {len(labels)} entries for {len(codes)} codes; give one per code."
                 )
-            classes = _classes(labels)
+            classes = _classes(labels, task)
             if classes is None:
                 self.scatter_ = ax.scatter(codes[:, 0], codes[:, 1], c=labels,
                                            cmap=cmap or "viridis", **options)
@@ -332,7 +341,7 @@ class LatentSpaceDisplay:
 
     @classmethod
     def from_estimator(cls, estimator, X, y=None, *, holes=False, n_draws=None,
-                       random_state=None, ax=None, cmap=None, **scatter_kwargs):
+                       random_state=None, ax=None, cmap=None, task="auto", **scatter_kwargs):
         """Encode ``X`` with a fitted transformer and draw the codes.
 
         With more than two components the codes are projected on their first
@@ -362,6 +371,8 @@ class LatentSpaceDisplay:
             Where to draw; a new figure when None.
         cmap : str or Colormap or None, default=None
             Colours of the labels (see :meth:`plot`).
+        task : {"auto", "classification", "regression"}, default="auto"
+            Whether ``y`` holds classes or a quantity (see :meth:`plot`).
         **scatter_kwargs : dict
             Passed to ``ax.scatter`` for the codes.
 
@@ -393,7 +404,7 @@ class LatentSpaceDisplay:
                 draws = projection.transform(draws)
         display = cls(codes, y, axis_labels=axis_labels, estimator_name=_name(estimator),
                       draws=draws, in_hole=in_hole, reached=reached)
-        return display.plot(ax=ax, cmap=cmap, **scatter_kwargs)
+        return display.plot(ax=ax, cmap=cmap, task=task, **scatter_kwargs)
 
 
 class ReconstructionDisplay:

@@ -369,3 +369,21 @@ def test_a_ctrl_c_stops_the_comparison_and_the_cli(monkeypatch, tmp_path, capsys
                  "--device", "cpu", "--out", str(tmp_path / "out")])
     assert code == 130 and "interrupted" in capsys.readouterr().err
     assert not (tmp_path / "out" / "comparison.csv").exists()
+
+
+def test_figures_with_no_model_to_show_write_no_file_and_no_error(tmp_path):
+    from sklearn.decomposition import PCA
+
+    from skae._cli_figures import count_figures, write_figures
+    from skae.compare import held_out_split
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16
+    held_out = held_out_split(X, y, random_state=0)
+    table = compare_reducers(X, y, reducers={"PCA": PCA()}, n_components=(2,), random_state=0,
+                             return_estimator=True)
+    written = write_figures(table, held_out, (8, 8), 0, str(tmp_path))  # nothing was trained
+    assert sorted(os.path.basename(path) for path in written) == [
+        "latent_spaces.png", "reconstructions.png"]
+    assert count_figures([2], (8, 8)) == 4 and count_figures([], None) == 1
+    assert write_figures(table.iloc[:0], held_out, None, 0, str(tmp_path / "none")) == []

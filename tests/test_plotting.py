@@ -149,6 +149,26 @@ def test_latent_space_colours_classes_with_a_legend_and_targets_with_a_colour_ba
         LatentSpaceDisplay(np.zeros((4, 2)), labels=[0, 1]).plot()
 
 
+def test_latent_space_reads_a_target_as_the_comparison_does(fitted, digits):
+    from skae.compare import resolve_task
+
+    X, _ = digits
+    rng = np.random.RandomState(0)
+    many_classes = rng.randint(0, 30, size=len(X)).astype(float)  # 30 values in 1797 rows
+    few_rows = rng.randint(0, 15, size=100).astype(float)  # 15 values in 100 rows
+    assert resolve_task(many_classes) == "classification" and resolve_task(few_rows) == "regression"
+    classes = LatentSpaceDisplay.from_estimator(fitted["ae"], X, many_classes)
+    assert len(classes.figure_.axes) == 1  # one colour per class, no colour bar...
+    assert classes.ax_.get_legend() is None  # ...and no 30-entry legend
+    quantity = LatentSpaceDisplay.from_estimator(fitted["ae"], X[:100], few_rows)
+    assert len(quantity.figure_.axes) == 2
+    told = LatentSpaceDisplay.from_estimator(fitted["ae"], X[:100], few_rows, task="classification")
+    assert len(told.figure_.axes) == 1 and len(told.ax_.get_legend().get_texts()) == len(
+        np.unique(few_rows))
+    with pytest.raises(ValueError, match="task must be one of"):
+        LatentSpaceDisplay.from_estimator(fitted["ae"], X[:100], few_rows, task="bogus")
+
+
 def test_latent_space_shows_draws_in_holes_on_request(fitted, digits):
     from skae.metrics import latent_coverage
 
