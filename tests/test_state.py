@@ -216,11 +216,14 @@ def test_pickle_and_joblib_check_the_state_they_restore(X_small, tmp_path):
         joblib.load(tmp_path / "m.joblib")
 
 
-def test_a_state_from_a_fit_that_failed_before_training_restores(X_small):
-    """validate_data sets n_features_in_ before training can fail: such an estimator still pickles."""
+def test_a_state_with_input_checks_but_no_networks_restores(X_small):
+    """An estimator that knows its input but has no networks yet (what validate_data leaves
+    mid-fit) still pickles; a fit that fails is undone whole, so it leaves no such state."""
     est = tiny(AutoencoderTransformer, reconstruction_loss="bce")
     with pytest.raises(ValueError, match="needs data in"):
         est.fit(X_small * 2)
+    assert not hasattr(est, "n_features_in_")
+    est.n_features_in_ = 5
     loaded = pickle.loads(pickle.dumps(est))
     assert loaded.n_features_in_ == 5 and not hasattr(loaded, "encoder_")
 
