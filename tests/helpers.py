@@ -4,7 +4,6 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from skae import AutoencoderTransformer, VAETransformer
 
@@ -30,17 +29,3 @@ def load_benchmark(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def assert_kept_weights(estimator, snapshot):
-    """The fitted networks hold the weights of ``snapshot``, a state_dict taken during training.
-
-    Float64 data train on centred rows with the networks' location at zero (see
-    ``skae._base._ZeroLocation``): there the snapshot's location buffers
-    (``...mean``) are zero and the fitted ones the data's own.
-    """
-    for name, value in estimator._engine_model().state_dict().items():
-        if name.endswith(".mean"):
-            assert not snapshot[name].any() and value.any(), name
-        else:
-            assert torch.equal(value, snapshot[name]), name
