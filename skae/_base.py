@@ -353,6 +353,83 @@ def _rows(X, device, dtype):
     return _as_tensor(X).to(device=device, dtype=dtype).contiguous()
 
 
+# Data whose largest per-feature mean is within this many times its spread train on
+# rows cast to float32 as given: the cast then loses less than 2**-14 of a spread,
+# and such fits stay what they were, bit for bit.
+_CENTRE_BEYOND_OFFSET = 2.0**10
+
+
+def _location_modules(encoder, decoder):
+    """The ``Standardize`` that starts ``encoder`` and the ``Unstandardize`` that ends ``decoder``.
+
+    An empty tuple unless both networks are wrapped so (the networks skae
+    builds, for ``"mse"``), share one location, and that location is more than
+    :data:`_CENTRE_BEYOND_OFFSET` spreads from zero: only then does training
+    read centred rows (see :func:`_centred_rows`) with the location set to zero.
+    """
+    if not (isinstance(encoder, nn.Sequential) and isinstance(decoder, nn.Sequential)):
+        return ()
+    if not (len(encoder) and len(decoder)):
+        return ()
+    standardize, unstandardize = encoder[0], decoder[-1]
+    if type(standardize) is not Standardize or type(unstandardize) is not Unstandardize:
+        return ()
+    if not torch.equal(standardize.mean, unstandardize.mean.to(standardize.mean.device)):
+        return ()
+    offset = float(standardize.mean.abs().max()) if standardize.mean.numel() else 0.0
+    if offset <= _CENTRE_BEYOND_OFFSET * float(standardize.scale):
+        return ()
+    return standardize, unstandardize
+
+
+def _centred_rows(X, location, device, chunk_elements=1 << 20):
+    """``X - location`` as float32 rows on ``device``, each difference taken in float64.
+
+    Casting ``X`` to float32 first would round away whatever varies below
+    float32's precision at the size of its values: float32's step at 1e6 is
+    0.0625, so ``1e6 + 1e-3 * x`` would become 1e6 for any x in [0, 31]. The
+    difference is taken block by block, so no float64 copy of ``X`` is made.
+    """
+    location = location.detach().to("cpu", torch.float64).numpy()
+    rows = np.empty(X.shape, dtype=np.float32)
+    chunk_rows = max(1, chunk_elements // max(1, X.shape[1]))
+    for start in range(0, X.shape[0], chunk_rows):
+        stop = start + chunk_rows
+        np.subtract(X[start:stop], location, out=rows[start:stop], casting="same_kind")
+    return torch.from_numpy(rows).to(device)
+
+
+class _ZeroLocation:
+    """Sets the networks' location to zero while training reads centred rows.
+
+    Training on ``X - location`` with the location at zero is the same model
+    as training on ``X`` with it: the location enters only through the
+    ``Standardize`` / ``Unstandardize`` buffers, changed here in place (so the
+    hand-written passes and the lean forward passes, which read the buffers on
+    every call, see the change). Leaving the block puts the location back,
+    whatever ends it. With no modules, it does nothing.
+    """
+
+    def __init__(self, modules):
+        self.modules = modules
+        self.locations = [module.mean.clone() for module in modules]
+
+    def zero(self):
+        """Set the location to zero (again, after weights from before the call were loaded)."""
+        with torch.no_grad():
+            for module in self.modules:
+                module.mean.zero_()
+
+    def __enter__(self):
+        self.zero()
+        return self
+
+    def __exit__(self, *exc_info):
+        with interrupts_deferred(), torch.no_grad():
+            for module, location in zip(self.modules, self.locations):
+                module.mean.copy_(location)
+
+
 def _score_rows(model, X):
     """``model.score_samples`` on validation rows ``X`` (a tensor or SparseRows)."""
     if isinstance(X, SparseRows):
@@ -681,59 +758,73 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             undo.keep_networks_and_random_state()
             encoder, decoder = self.encoder_.to(device), self.decoder_.to(device)
 
-        X_all = _rows(X, device, torch.float32)
-        self._prepare_training(X_all, fresh)
-        X_train, X_val = X_all, None
-        if self.early_stopping and not incremental:
-            X_train, X_val = self._validation_split(X_all, rng)
-
-        model = self._engine_model_for(encoder, decoder, self.reconstruction_loss)
-        optimizer = make_optimizer(model.parameters(), self.learning_rate_init, device)
-        if not fresh and getattr(self, "_optimizer_state", None) is not None:
-            # A copy: training updates the optimiser's state tensors in place, and
-            # the stored state must stay that of the kept weights until committed.
-            optimizer.load_state_dict(copy.deepcopy(self._optimizer_state))
-            for group in optimizer.param_groups:
-                group["lr"] = self.learning_rate_init
-        generator = torch.Generator(device=device).manual_seed(
-            int(rng.randint(np.iinfo(np.int32).max))
+        # Float64 data far from zero train on float32 rows centred in float64 (see
+        # _centred_rows), so that an offset large beside the spread keeps the spread;
+        # float32 data train as given (never copied), sparse data densified batch by batch.
+        location_modules = (
+            ()
+            if X.dtype == np.float32 or _sparse.issparse(X)
+            else _location_modules(encoder, decoder)
         )
-        validation_score = None
-        if X_val is not None:
+        if location_modules:
+            X_all = _centred_rows(X, location_modules[0].mean, device)
+        else:
+            X_all = _rows(X, device, torch.float32)
+        with _ZeroLocation(location_modules) as location:
+            self._prepare_training(X_all, fresh)
+            X_train, X_val = X_all, None
+            if self.early_stopping and not incremental:
+                X_train, X_val = self._validation_split(X_all, rng)
 
-            def validation_score():
-                with torch.no_grad():
-                    return float(_score_rows(model, X_val).mean())
+            model = self._engine_model_for(encoder, decoder, self.reconstruction_loss)
+            optimizer = make_optimizer(model.parameters(), self.learning_rate_init, device)
+            if not fresh and getattr(self, "_optimizer_state", None) is not None:
+                # A copy: training updates the optimiser's state tensors in place, and
+                # the stored state must stay that of the kept weights until committed.
+                optimizer.load_state_dict(copy.deepcopy(self._optimizer_state))
+                for group in optimizer.param_groups:
+                    group["lr"] = self.learning_rate_init
+            generator = torch.Generator(device=device).manual_seed(
+                int(rng.randint(np.iinfo(np.int32).max))
+            )
+            validation_score = None
+            if X_val is not None:
 
-        epochs_before = 0 if fresh else self.n_iter_
-        batch_size = self._batch_size(X_train.shape[0])
-        threads, operation_threads = (
-            fit_threads(model, X_train.shape[1], batch_size, self.n_threads)
-            if device.type == "cpu"
-            else (None, None)
-        )
-        history = train(
-            model,
-            optimizer,
-            X_train,
-            n_epochs=1 if incremental else self.max_iter,
-            batch_size=batch_size,
-            generator=generator,
-            tol=self.tol,
-            n_iter_no_change=None if incremental else self.n_iter_no_change,
-            validation_score=validation_score,
-            on_epoch_end=_ProgressPrinter(epochs_before) if self.verbose else None,
-            threads=threads,
-            operation_threads=operation_threads,
-        )
-        if history.stop_reason == "interrupted" and not history.losses:
-            if fresh:
-                raise KeyboardInterrupt("fit was interrupted before its first epoch completed")
-            # Nothing of this call is kept: the estimator stays as it was.
-            undo()
-            self._warn_about_stop(history.stop_reason, incremental)
-            return self
-        summary = self._statistics_of_kept_weights(model, X_train, device, history, undo, rng)
+                def validation_score():
+                    with torch.no_grad():
+                        return float(_score_rows(model, X_val).mean())
+
+            epochs_before = 0 if fresh else self.n_iter_
+            batch_size = self._batch_size(X_train.shape[0])
+            threads, operation_threads = (
+                fit_threads(model, X_train.shape[1], batch_size, self.n_threads)
+                if device.type == "cpu"
+                else (None, None)
+            )
+            history = train(
+                model,
+                optimizer,
+                X_train,
+                n_epochs=1 if incremental else self.max_iter,
+                batch_size=batch_size,
+                generator=generator,
+                tol=self.tol,
+                n_iter_no_change=None if incremental else self.n_iter_no_change,
+                validation_score=validation_score,
+                on_epoch_end=_ProgressPrinter(epochs_before) if self.verbose else None,
+                threads=threads,
+                operation_threads=operation_threads,
+            )
+            if history.stop_reason == "interrupted" and not history.losses:
+                if fresh:
+                    raise KeyboardInterrupt("fit was interrupted before its first epoch completed")
+                # Nothing of this call is kept: the estimator stays as it was.
+                undo()
+                self._warn_about_stop(history.stop_reason, incremental)
+                return self
+            summary = self._statistics_of_kept_weights(
+                model, X_train, device, history, undo, rng, location.zero
+            )
         previous_losses = [] if fresh else self.loss_curve_
         if history.stop_reason == "diverged" and not (previous_losses or history.losses):
             raise ValueError(
@@ -773,7 +864,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self._warn_about_stop(history.stop_reason, incremental)
         return self
 
-    def _statistics_of_kept_weights(self, model, X, device, history, undo, rng):
+    def _statistics_of_kept_weights(self, model, X, device, history, undo, rng, after_restore):
         """The latent summary of ``X`` under the weights that training kept, as a dict.
 
         Its pass over ``X`` (see :meth:`_fit_statistics`) also checks them:
@@ -782,7 +873,9 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         fit, which has none) and the summary is of them. A first Ctrl-C during
         this work does not stop it, as the kept weights need their summary: it
         starts again and the fit ends as interrupted. A second Ctrl-C (the first
-        may have stopped the training) abandons the call.
+        may have stopped the training) abandons the call. ``after_restore`` runs
+        once the weights from before the call are back (it sets the location to
+        zero again for centred rows, see :class:`_ZeroLocation`).
         """
         retried = history.stop_reason == "interrupted"
         while True:
@@ -794,6 +887,7 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                     history.losses, history.validation_scores = [], []
                     if not undo.restore_networks():
                         return None
+                    after_restore()
                     continue
                 return self._latent_summary(statistics, X.shape[1], rng)
             except KeyboardInterrupt:

@@ -128,6 +128,20 @@ def test_interrupted_fit_equals_a_fit_of_the_kept_epochs(cls, where, X_small, mo
     assert_same_state(est, reference)
 
 
+@pytest.mark.parametrize("where", INTERRUPTS)
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_an_interrupted_fit_keeps_the_datas_location(cls, where, X_small, monkeypatch):
+    # Training reads centred rows with the networks' location set to zero; an
+    # interrupt at any point must leave the data's own location in the model.
+    X = 1e4 + X_small
+    INTERRUPTS[where][0](monkeypatch)
+    est = _estimator(cls, max_iter=5)
+    with pytest.warns(UserWarning, match="interrupted"):
+        est.fit(X)
+    location = torch.as_tensor(X.mean(axis=0), dtype=torch.float32)
+    assert torch.equal(est.encoder_[0].mean, location) and torch.equal(est.decoder_[-1].mean, location)
+
+
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_interrupt_in_the_progress_printer_keeps_that_epoch(cls, X_small, monkeypatch, capsys):
     _interrupt_call(monkeypatch, base_module._ProgressPrinter, "__call__", {3})
