@@ -591,3 +591,25 @@ def test_every_parameter_the_estimator_has_round_trips(cls, tmp_path):
                 assert repr(loaded) == repr(value), name
             tried.add(name)
     assert tried == set(cls._get_param_names())
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_a_fresh_process_loads_either_class_after_a_bare_import(cls, X_small, tmp_path):
+    # ``import skae`` imports no estimator module; the file names its class all the same.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = tiny(cls).fit(X_small)
+    skae.save(est, tmp_path / "m.skae")
+    np.save(tmp_path / "X.npy", X_small)
+    script = (
+        "import numpy as np, skae\n"
+        f"model = skae.load({str(tmp_path / 'm.skae')!r})\n"
+        f"np.save({str(tmp_path / 'codes.npy')!r}, model.transform(np.load({str(tmp_path / 'X.npy')!r})))\n"
+        "print(type(model).__name__)\n"
+    )
+    root = str(Path(skae.__file__).resolve().parents[1])
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "PYTHONPATH": root})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == cls.__name__
+    assert_array_equal(np.load(tmp_path / "codes.npy"), est.transform(X_small))
