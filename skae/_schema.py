@@ -394,10 +394,12 @@ def check_attributes(cls, attributes, fitted):
     InvalidStateError
         Naming the first attribute that is unknown, missing or invalid.
     """
+    # A user's subclass stores what the skae class it derives from stores.
+    lineage = {base.__name__ for base in cls.__mro__}
     applicable = {
         name: spec
         for name, spec in ATTRIBUTES.items()
-        if (spec.classes is None or cls.__name__ in spec.classes) and (fitted or spec.before_fit)
+        if (spec.classes is None or spec.classes & lineage) and (fitted or spec.before_fit)
     }
     for name in attributes:
         if name not in applicable:

@@ -265,3 +265,18 @@ def test_no_import_circle_between_the_estimators_and_their_state():
 
     circles = [name for name in modules if reaches(name, name, set())]
     assert not circles, circles
+
+class _UsersAutoencoder(AutoencoderTransformer):
+    """A user's subclass (module level, so that pickle can find it)."""
+
+
+class _UsersVAE(VAETransformer):
+    """A user's subclass (module level, so that pickle can find it)."""
+
+
+@pytest.mark.parametrize("cls", [_UsersAutoencoder, _UsersVAE])
+def test_a_users_subclass_pickles_and_copies_once_fitted(cls, X_small):
+    est = tiny(cls).fit(X_small)
+    for copied in (pickle.loads(pickle.dumps(est)), copy.deepcopy(est)):
+        assert type(copied) is cls
+        assert_array_equal(copied.transform(X_small), est.transform(X_small))
