@@ -250,7 +250,8 @@ def _best_loss(value, where, context):
 def _best_validation_score(value, where, context):
     scores = context.get("validation_scores_")
     best = max(scores) if scores else None
-    if value != best or type(value) is bool:
+    # Type first: an array's != has no single truth value.
+    if not _is_plain_setting(value, best) or value != best:
         _fail(where, f"is {value!r}, but the highest validation score is {best!r}")
 
 
@@ -552,11 +553,26 @@ def check_optimizer_state(state, parameters):
             _fail(at, "has a negative second moment")
 
 
+def _is_plain_setting(value, expected):
+    """Whether ``value`` has ``expected``'s plain type (tuples item by item), so that ``==``
+    between them is a plain comparison; a bool is not taken for a number."""
+    if isinstance(expected, tuple):
+        return (
+            type(value) is tuple
+            and len(value) == len(expected)
+            and all(map(_is_plain_setting, value, expected))
+        )
+    if expected is None or isinstance(expected, bool):
+        return type(value) is type(expected)
+    return type(value) in (int, float) and type(expected) in (int, float)
+
+
 def _check_settings(group, template, n_parameters, where):
     unknown = sorted(set(group) - set(template), key=str)
     if unknown:
         _fail(where, f"has settings skae's optimiser does not have: {unknown}")
-    if group.get("params") != list(range(n_parameters)):
+    params = group.get("params")
+    if type(params) is not list or any(type(i) is not int for i in params) or params != list(range(n_parameters)):
         _fail(where, f"must list the network's {n_parameters} parameters in order")
     for key, value in group.items():
         if key == "params":
@@ -564,9 +580,9 @@ def _check_settings(group, template, n_parameters, where):
         if key == "lr":
             real(positive=True)(value, f"{where}'s learning rate", None)
         elif key in ("fused", "foreach"):
-            if value not in (None, True, False) or type(value) not in (bool, type(None)):
+            if type(value) not in (bool, type(None)):
                 _fail(where, f"has {key}={value!r}, not None or a bool")
-        elif value != template[key] or isinstance(value, bool) != isinstance(template[key], bool):
+        elif not _is_plain_setting(value, template[key]) or value != template[key]:
             _fail(where, f"has {key}={value!r}, but skae's optimiser uses {template[key]!r}")
     if group.get("fused") and group.get("foreach"):
         _fail(where, "has both fused and foreach set")

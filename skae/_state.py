@@ -574,6 +574,8 @@ def _load_weights(network, weights, where):
     """``network`` (on the meta device) with ``weights`` (arrays) as its parameters and buffers."""
     tensors = {}
     for key, array in weights.items():
+        if type(key) is not str:
+            raise InvalidStateError(f"{where} has weights named {key!r}, not by a string")
         if not isinstance(array, np.ndarray) or array.dtype not in _WEIGHT_DTYPES:
             kind = array.dtype if isinstance(array, np.ndarray) else type(array).__name__
             raise InvalidStateError(f"{where} has weights {key!r} of type {kind}, not float32 or float64")

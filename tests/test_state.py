@@ -158,6 +158,12 @@ def test_gpu_trained_state_restores_on_the_cpu(X_small):
         (lambda s: s["networks"]["encoder_"].update({"0.mean": np.zeros(5, np.int64)}), "not float32"),
         (lambda s: s.update(optimizer=[1]), "optimizer state must be a dict"),
         (lambda s: s["attributes"].update(device_="cuda"), "'device_' must be a torch.device"),
+        # Arrays where a plain value belongs: checked by type before any comparison.
+        (lambda s: s["optimizer"]["param_groups"][0].update(fused=np.ones(2)), "fused=array"),
+        (lambda s: s["optimizer"]["param_groups"][0].update(eps=np.ones(2)), "eps=array"),
+        (lambda s: s["optimizer"]["param_groups"][0].update(params=[np.ones(2)] * 8), "parameters in order"),
+        (lambda s: s["attributes"].update(best_validation_score_=np.ones(2)), "best_validation_score_"),
+        (lambda s: s["networks"]["encoder_"].update({1: np.zeros(5, np.float32)}), "weights named 1"),
         # Values that reach native code or fail deep inside: checked against the network.
         (
             lambda s: s["optimizer"]["state"]["items"][0][1]["exp_avg"].update(array=np.zeros(0, np.float32)),
