@@ -113,7 +113,7 @@ def resolve_task(y, task="auto"):
     if y.ndim != 1 and not (y.ndim == 2 and y.shape[1] == 1):
         raise ValueError(f"y must be one-dimensional, got an array of shape {y.shape}.")
     y = y.ravel()
-    numeric = np.issubdtype(y.dtype, np.number) and not np.issubdtype(y.dtype, np.bool_)
+    numeric = np.issubdtype(y.dtype, np.number)
     if numeric and not np.isfinite(y).all():
         raise ValueError("y contains NaN or infinity; drop or impute those rows first.")
     if not numeric and y.dtype.kind == "O" and any(v is None or v != v for v in y):
@@ -233,6 +233,10 @@ def _named_reducers(reducers, estimator_params):
 
 def _downstream(task, codes_train, y_train, codes_test, y_test):
     if task == "classification":
+        # As class indices: scikit-learn's classifiers take fractional numbers
+        # (0.5 and 1.5, or any target the user called classes) for a regression.
+        labels = np.unique(np.concatenate([y_train, y_test]), return_inverse=True)[1]
+        y_train, y_test = labels[: len(y_train)], labels[len(y_train) :]
         if len(np.unique(y_train)) < 2:
             return np.nan
         model = LogisticRegression(max_iter=1000).fit(codes_train, y_train)

@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, TransformerMixin  # noqa: E402
 from sklearn.datasets import load_diabetes, load_digits, load_wine  # noqa: E402
 
 from skae import compare_reducers  # noqa: E402
+from skae import cli  # noqa: E402
 from skae.cli import main  # noqa: E402
 from skae.compare import COLUMNS, resolve_task, sizes_to_compare  # noqa: E402
 
@@ -223,9 +224,15 @@ def test_cli_on_a_mixed_csv_with_a_target(tmp_path, capsys):
     code = main(["compare", str(path), "--target", "kind", "--n-components", "2", "3", "8",
                  "--max-iter", "2", "--device", "cpu", "--out", str(tmp_path / "out")])
     assert code == 0
-    out = capsys.readouterr().out
-    assert "note: n_components 3 8 skipped for every reducer: not smaller than the 3 features" in out
-    assert "Warning" not in out
+    out, err = capsys.readouterr()
+    notes = [line for line in out.splitlines() if line.startswith("note:")]
+    # Besides the skipped sizes, only the explanations of the table's flags: the fits'
+    # warnings (2 epochs: "stopped at max_iter") became flags, and nothing reached stderr.
+    assert notes[0] == "note: n_components 3 8 skipped for every reducer: not smaller than the 3 features"
+    assert {line.split("'")[1] for line in notes[1:]} <= set(cli._FLAGS)
+    flags = pd.read_csv(tmp_path / "out" / "comparison.csv")["note"].dropna()
+    assert flags.str.contains("stopped at max_iter").all() and len(flags) == 2  # the AE and the VAE
+    assert "Warning" not in err
     table = pd.read_csv(tmp_path / "out" / "comparison.csv")
     assert list(table["n_components"]) == [2, 2, 2]
     assert (table["downstream_metric"] == "accuracy").all()
@@ -387,3 +394,14 @@ def test_figures_with_no_model_to_show_write_no_file_and_no_error(tmp_path):
         "latent_spaces.png", "reconstructions.png"]
     assert count_figures([2], (8, 8)) == 4 and count_figures([], None) == 1
     assert write_figures(table.iloc[:0], held_out, None, 0, str(tmp_path / "none")) == []
+
+
+def test_fractional_labels_taken_for_classes_are_scored_as_classes():
+    X, y = load_wine(return_X_y=True)
+    two_values = np.where(y == 0, 0.5, 1.5)  # two distinct values: classes, though fractional
+    table = compare_reducers(X, two_values, n_components=(2,), random_state=0, **FAST)
+    assert set(table["downstream_metric"]) == {"accuracy"}
+    assert table["downstream_score"].between(0, 1).all()
+    told = compare_reducers(X, y + 0.25, task="classification", n_components=(2,), random_state=0,
+                            **FAST)
+    assert table["downstream_score"].notna().all() and told["downstream_score"].notna().all()
