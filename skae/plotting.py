@@ -163,6 +163,8 @@ def _classes(labels, task="auto"):
     """
     from .compare import resolve_task
 
+    if task == "auto" and np.issubdtype(labels.dtype, np.number) and not np.isfinite(labels).all():
+        return None  # a quantity with gaps: its colour scale shows them as such
     if resolve_task(labels, task) == "classification":
         return np.unique(labels)
     return None

@@ -167,6 +167,9 @@ def test_latent_space_reads_a_target_as_the_comparison_does(fitted, digits):
         np.unique(few_rows))
     with pytest.raises(ValueError, match="task must be one of"):
         LatentSpaceDisplay.from_estimator(fitted["ae"], X[:100], few_rows, task="bogus")
+    with_gaps = np.where(np.arange(100) % 7, X[:100].mean(axis=1), np.nan)
+    gaps = LatentSpaceDisplay.from_estimator(fitted["ae"], X[:100], with_gaps)
+    assert len(gaps.figure_.axes) == 2  # a colour bar, as before
 
 
 def test_latent_space_shows_draws_in_holes_on_request(fitted, digits):
