@@ -126,6 +126,17 @@ def test_users_convolutions_with_groups_dilation_and_no_bias(dense, monkeypatch)
         torch.testing.assert_close(lean_forward(est.encoder_)(x), est.encoder_(x), rtol=1e-5, atol=1e-6)
 
 
+def test_an_unflatten_of_feature_maps_falls_back_to_the_modules():
+    # torch splits dimension 1 of the maps (4 -> 2 x 2); the hand-written reshape would
+    # split whole rows, so such a network has no hand-written form and trains as torch runs it.
+    encoder = nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 4, 3, padding=1),
+                            nn.Unflatten(1, (2, 2)), nn.Flatten(), nn.Linear(256, 2))
+    assert operations(encoder, split_allowed=False) is None
+    X = np.random.RandomState(0).uniform(size=(40, 64))
+    est = tiny(AutoencoderTransformer, encoder=encoder, max_iter=2).fit(X)
+    assert est.transform(X).shape == (40, 2)
+
+
 def test_convolutions_without_a_hand_written_form_fall_back_to_the_modules():
     for odd in (
         nn.Conv2d(1, 2, 3, padding="same"),

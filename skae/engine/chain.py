@@ -176,8 +176,9 @@ def _bind(chain):
                 return False  # torch would apply it to the last dimension only
             shape = (operation.weight.shape[0],)
         elif hasattr(operation, "bind"):
-            shape = operation.bind(shape)
-            if shape is None and not getattr(operation, "reshapes", False):
+            known, shape = shape is not None, operation.bind(shape)
+            # None is "unknown" only for a reshape of rows whose shape was unknown too.
+            if shape is None and (known or not getattr(operation, "reshapes", False)):
                 return False
     return True
 

@@ -64,8 +64,8 @@ class _Reshape:
     def bind(self, shape):
         if self._shape is None:
             return None if shape is None else (math.prod(shape),)
-        if shape is not None and math.prod(shape) != math.prod(self._shape):
-            return None
+        if shape is not None and shape != (math.prod(self._shape),):
+            return None  # torch's Unflatten(1, ...) splits the one dimension of a flat row
         return tuple(self._shape)
 
     def forward(self, x, owned=False):
