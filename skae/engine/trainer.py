@@ -62,34 +62,25 @@ def _snapshot(model):
     return {name: value.detach().clone() for name, value in model.state_dict().items()}
 
 
+def _copied(state):
+    """One parameter's optimiser state with its tensors copied."""
+    return {key: value.clone() if isinstance(value, torch.Tensor) else value for key, value in state.items()}
+
+
 def _optimizer_snapshot(optimizer):
     """A copy of the optimiser's per-parameter state (Adam's moments and step counters)."""
-    return {
-        parameter: {key: value.clone() if isinstance(value, torch.Tensor) else value for key, value in state.items()}
-        for parameter, state in optimizer.state.items()
-    }
+    return {parameter: _copied(state) for parameter, state in optimizer.state.items()}
 
 
 def _restore_optimizer(optimizer, snapshot):
-    """Put ``snapshot``'s values back into the optimiser's state tensors, in place.
+    """Give the optimiser ``snapshot``'s state (copied: a snapshot may be restored again).
 
-    In place, because the lean fused step (:mod:`.adam`) holds the state tensors
-    and its step counters are views of one tensor. A parameter without state in
-    ``snapshot`` (its first step came later) loses its state.
+    A parameter without state in ``snapshot`` (its first step came later) loses its
+    state. Training does not step again after a restore (each call of :func:`train`
+    builds its step function anew), so the state's tensors may be new ones.
     """
-    for parameter in list(optimizer.state):
-        kept = snapshot.get(parameter)
-        state = optimizer.state[parameter]
-        if kept is None or kept.keys() != state.keys():
-            del optimizer.state[parameter]
-            if kept is not None:
-                optimizer.state[parameter] = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in kept.items()}
-            continue
-        for key, value in kept.items():
-            if isinstance(value, torch.Tensor):
-                state[key].copy_(value)
-            else:
-                state[key] = value
+    optimizer.state.clear()
+    optimizer.state.update({parameter: _copied(state) for parameter, state in snapshot.items()})
 
 
 @dataclass(frozen=True)
