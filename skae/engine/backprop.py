@@ -1,15 +1,16 @@
-"""One training step's gradients: by hand for plain MLPs, by autograd otherwise.
+"""One training step's gradients: by hand for plain networks, by autograd otherwise.
 
 At the sizes skae trains on (tens to hundreds of units, batches of tens to
 hundreds of rows) the CPU spends most of a step on per-operation bookkeeping,
 and autograd's (graph nodes, saved tensors, gradient accumulation) is the
-largest part of it. For networks made only of ``Linear`` layers, the
-activations skae offers and the :class:`~skae.engine.networks.Standardize`
-wrappers, the backward pass is a short, fixed sequence of matrix products, so
-:func:`manual_step` writes it out and stores the gradients straight into
-preallocated ``.grad`` buffers. Any other network (convolutions, custom
-modules, hooks) gets None there, and :func:`autograd_step` serves it with the
-same contract.
+largest part of it. For networks made only of ``Linear`` layers, zero-padded
+convolutions and transposed convolutions (:mod:`skae.engine.convolution`), the
+``Unflatten``/``Flatten`` around them, the activations skae offers and the
+:class:`~skae.engine.networks.Standardize` wrappers, the backward pass is a
+short, fixed sequence of products, so :func:`manual_step` writes it out and
+stores the gradients straight into preallocated ``.grad`` buffers. Any other
+network (custom modules, other padding, hooks) gets None there, and
+:func:`autograd_step` serves it with the same contract.
 
 A step function has the signature ``step(batch, generator) -> loss_sum``: it
 sets every parameter's ``.grad`` to the gradient of the model's
@@ -44,7 +45,7 @@ def autograd_step(model):
 
 
 def manual_step(model):
-    """A hand-written step function for ``model``, or None when it has no plain-MLP form.
+    """A hand-written step function for ``model``, or None when it has no plain form (see above).
 
     The step computes the same loss and gradients as
     ``model.training_loss(batch, generator).backward()`` (up to floating-point
