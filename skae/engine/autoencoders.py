@@ -66,13 +66,19 @@ def _infer(network, x):
 
 
 class _EncoderDecoder(nn.Module):
-    def __init__(self, encoder, decoder, reconstruction_loss):
+    def __init__(self, encoder, decoder, reconstruction_loss, scale=1.0):
         super().__init__()
         if reconstruction_loss not in ("mse", "bce"):
             raise ValueError(f"unknown reconstruction_loss {reconstruction_loss!r}")
         self.encoder = encoder
         self.decoder = decoder
         self.reconstruction_loss = reconstruction_loss
+        # Squared errors are taken in units of the data's scale ("bce" data are in [0, 1]).
+        self.scale = float(scale) if reconstruction_loss == "mse" else 1.0
+
+    def _scaled_squared_error(self, raw, x):
+        """Per-row squared error of ``raw`` against ``x``, in units of ``scale``."""
+        return squared_error(raw / self.scale, x / self.scale)
 
     def for_dtype(self, dtype):
         """This model, ready for inference on input of ``dtype``.
@@ -112,8 +118,7 @@ class Autoencoder(_EncoderDecoder):
     """
 
     def __init__(self, encoder, decoder, reconstruction_loss, *, scale=1.0):
-        super().__init__(encoder, decoder, reconstruction_loss)
-        self.scale = float(scale) if reconstruction_loss == "mse" else 1.0
+        super().__init__(encoder, decoder, reconstruction_loss, scale)
 
     def loss_in_input_units(self, loss, n_features):
         """A mean training loss (a Python float) in the data's own units, computed in float64."""
@@ -133,7 +138,7 @@ class Autoencoder(_EncoderDecoder):
         raw = self.decoder(self.encoder(x))
         if self.reconstruction_loss == "bce":
             return bernoulli_nll(raw, x).mean()
-        return squared_error(raw / self.scale, x / self.scale).mean()
+        return self._scaled_squared_error(raw, x).mean()
 
     def score_samples(self, x):
         """Negative reconstruction loss per row: higher is better."""
@@ -150,7 +155,7 @@ class Autoencoder(_EncoderDecoder):
         if self.reconstruction_loss == "bce":
             return codes, bernoulli_nll(raw, x)
         # In units of scale: in input units it could overflow float32 for large data.
-        return codes, squared_error(raw / self.scale, x / self.scale)
+        return codes, self._scaled_squared_error(raw, x)
 
 
 class VariationalAutoencoder(_EncoderDecoder):
@@ -198,11 +203,10 @@ class VariationalAutoencoder(_EncoderDecoder):
         min_observation_variance=1e-12,
         scale=1.0,
     ):
-        super().__init__(encoder, decoder, reconstruction_loss)
+        super().__init__(encoder, decoder, reconstruction_loss, scale)
         self.beta = beta
         self.observation_variance = observation_variance
         self.min_observation_variance = min_observation_variance
-        self.scale = float(scale) if reconstruction_loss == "mse" else 1.0
         # The floor in units of scale, computed in float64.
         self.min_scaled_variance = min_observation_variance / self.scale**2
 
@@ -278,5 +282,5 @@ class VariationalAutoencoder(_EncoderDecoder):
         if self.reconstruction_loss == "bce":
             fit = bernoulli_nll(raw, x.unsqueeze(0).expand_as(raw)).mean(dim=0)
         else:
-            fit = squared_error(raw / self.scale, x.unsqueeze(0) / self.scale).mean(dim=0)
+            fit = self._scaled_squared_error(raw, x.unsqueeze(0)).mean(dim=0)
         return fit, gaussian_kl(mean, log_var)
