@@ -32,6 +32,7 @@ Flat rows travel between operations as ``(n, features)``; an operation that
 needs another layout takes a view of its input.
 """
 
+import functools
 import math
 
 import torch
@@ -281,26 +282,15 @@ class _DenseConvolution:
 
     def __init__(self, layer, in_shape, out_shape):
         self.layer = layer
-        n_in, n_out = math.prod(in_shape), math.prod(out_shape)
-        self._n_in, self._n_out = n_in, n_out
+        self._n_in, self._n_out = math.prod(in_shape), math.prod(out_shape)
         self._n_weights = layer.weight.numel()
         device = layer.weight.device
-        inputs, outputs, valid = _links(layer, in_shape, out_shape)
-        # Flat position in the (n_in, n_out) matrix of each (weight, tap), or a
-        # pointer to one zero past its end where a tap falls outside the image.
-        # The taps are grouped by weight, so a weight's gradient is the sum of
-        # its row, always added in the same order.
-        slots = torch.where(valid, inputs * n_out + outputs, n_in * n_out)
+        slots, links, bias_links = _dense_tables(_geometry(layer), tuple(in_shape), tuple(out_shape))
         self._width = slots.shape[1]
         self._slots = slots.reshape(-1).to(device)
-        # The matrix as indices into the weights, with the zero appended last.
-        links = torch.full((n_in * n_out + 1,), self._n_weights, dtype=torch.long)
-        owners = torch.arange(self._n_weights).unsqueeze(1).expand_as(slots)
-        links[slots[valid]] = owners[valid]
-        self._links = links[:-1].to(device)
-        # The bias of each output value: one per output map.
-        self._per_map = n_out // out_shape[0]
-        self._bias_links = torch.arange(out_shape[0], device=device).repeat_interleave(self._per_map)
+        self._links = links.to(device)
+        self._per_map = self._n_out // out_shape[0]
+        self._bias_links = bias_links.to(device)
         self._padded_gradient = None
 
     def _matrix(self, weight):
@@ -339,7 +329,40 @@ class _DenseConvolution:
         return torch.addmm(bias.index_select(0, self._bias_links), rows, self._matrix(weight))
 
 
-def _links(layer, in_shape, out_shape):
+def _geometry(layer):
+    """What the links of ``layer``'s kernel depend on besides the map shapes (a cache key)."""
+    module = layer.module
+    return (
+        layer.transposed, tuple(module.weight.shape), module.groups,
+        tuple(module.stride), tuple(module.padding), tuple(module.dilation),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _dense_tables(geometry, in_shape, out_shape):
+    """``(slots, links, bias_links)`` of a dense convolution, on the CPU; built once per layout.
+
+    ``slots`` (one row per weight, one column per tap) holds the flat position in
+    the ``(n_in, n_out)`` matrix of each (weight, tap), or a pointer to one zero
+    past its end where a tap falls outside the image. The taps are grouped by
+    weight, so a weight's gradient is the sum of its row, always added in the
+    same order. ``links`` is the matrix as indices into the weights, with the
+    appended zero's index where no weight links; ``bias_links`` the output map
+    of each output value. Callers only read them: one set serves every layer
+    of the layout (each fit and ``partial_fit`` call binds its layers anew).
+    """
+    n_in, n_out = math.prod(in_shape), math.prod(out_shape)
+    inputs, outputs, valid = _links(geometry, in_shape, out_shape)
+    slots = torch.where(valid, inputs * n_out + outputs, n_in * n_out)
+    n_weights = slots.shape[0]
+    links = torch.full((n_in * n_out + 1,), n_weights, dtype=torch.long)
+    owners = torch.arange(n_weights).unsqueeze(1).expand_as(slots)
+    links[slots[valid]] = owners[valid]
+    bias_links = torch.arange(out_shape[0]).repeat_interleave(n_out // out_shape[0])
+    return slots, links[:-1], bias_links
+
+
+def _links(geometry, in_shape, out_shape):
     """Which input and output value each kernel weight links, at each of its taps.
 
     Returns ``(inputs, outputs, valid)``, each of shape ``(n_weights, n_taps)``
@@ -352,17 +375,17 @@ def _links(layer, in_shape, out_shape):
     same weight tensor from its output space to its input space, so its links
     are those of that convolution with inputs and outputs swapped.
     """
-    module = layer.module
-    if layer.transposed:
-        outputs, inputs, valid = _plain_links(module, out_shape, in_shape)
+    transposed, *kernel = geometry
+    if transposed:
+        outputs, inputs, valid = _plain_links(*kernel, out_shape, in_shape)
         return inputs, outputs, valid
-    return _plain_links(module, in_shape, out_shape)
+    return _plain_links(*kernel, in_shape, out_shape)
 
 
-def _plain_links(module, in_shape, out_shape):
-    weight_shape = module.weight.shape  # (out maps, in maps per group, *kernel)
+def _plain_links(weight_shape, groups, stride, padding, dilation, in_shape, out_shape):
+    # weight_shape: (out maps, in maps per group, *kernel)
     n_out_maps, n_in_per_group = weight_shape[0], weight_shape[1]
-    out_per_group = n_out_maps // module.groups
+    out_per_group = n_out_maps // groups
     in_spatial, out_spatial = in_shape[1:], out_shape[1:]
     dims = len(in_spatial)
     # One axis per weight index (out map, in map, kernel offsets), then one per
@@ -375,7 +398,7 @@ def _plain_links(module, in_shape, out_shape):
     valid = torch.ones_like(out_map, dtype=torch.bool)
     inputs, outputs = in_map, out_map
     for d in range(dims):
-        source = positions[d] * module.stride[d] - module.padding[d] + offsets[d] * module.dilation[d]
+        source = positions[d] * stride[d] - padding[d] + offsets[d] * dilation[d]
         valid &= (source >= 0) & (source < in_spatial[d])
         inputs = inputs * in_spatial[d] + source.clamp(0, in_spatial[d] - 1)
         outputs = outputs * out_spatial[d] + positions[d]
