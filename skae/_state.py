@@ -29,7 +29,6 @@ which pickle and joblib store as the module itself, and which every other route
 """
 
 import copy
-import re
 
 import numpy as np
 import torch
@@ -61,7 +60,6 @@ TAG = "__skae__"
 NETWORKS = ("encoder_", "decoder_")
 _OPTIMIZER = "_optimizer_state"
 _SECTIONS = {"skae_state", "params", "attributes", "networks", "optimizer"}
-_ATTRIBUTE_NAME = re.compile(r"^_?[A-Za-z][A-Za-z0-9_]*$")
 # The floating dtypes network weights may have (skae trains in float32; a network
 # converted in place by its user keeps float64).
 _WEIGHT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -346,8 +344,11 @@ class _Reader:
 
     def _dict(self, value, where, depth):
         self._keys(value, where, "items")
+        items = value["items"]
+        if type(items) is not list or any(type(pair) not in (list, tuple) or len(pair) != 2 for pair in items):
+            self.fail(where, "holds a dict whose items are not a list of (key, value) pairs")
         result = {}
-        for key, item in value["items"]:
+        for key, item in items:
             if type(key) not in (str, int) or key in result:
                 self.fail(where, f"has a key {key!r} that is not a new string or integer")
             result[key] = self.value(item, f"{where}[{key!r}]", depth)
@@ -482,18 +483,13 @@ def restore_estimator(estimator, state, device=None):
         raise InvalidStateError("the state has an optimizer state but no networks")
 
     scratch = cls.__new__(cls)
-    scratch.__dict__.update(_read_params(cls, state["params"]))
-    reader = _Reader(scratch.get_params(deep=False))
+    params = _read_params(cls, state["params"])
+    scratch.__dict__.update(params)
+    reader = _Reader(params)
     attributes = {}
     for name, value in state["attributes"].items():
-        if (
-            not isinstance(name, str)
-            or not _ATTRIBUTE_NAME.match(name)
-            or name in reader.params
-            or name in NETWORKS
-            or name == _OPTIMIZER
-            or hasattr(cls, name)
-        ):
+        # Known names only, before decoding: the schema lists every attribute skae stores.
+        if type(name) is not str or name not in _schema.ATTRIBUTES:
             raise InvalidStateError(f"attribute {str(name)[:100]!r} is not an attribute skae stores")
         attributes[name] = reader.value(value, f"attribute {name!r}")
     _schema.check_attributes(cls, attributes, fitted=networks is not None)

@@ -164,6 +164,7 @@ def test_gpu_trained_state_restores_on_the_cpu(X_small):
         (lambda s: s["optimizer"]["param_groups"][0].update(params=[np.ones(2)] * 8), "parameters in order"),
         (lambda s: s["attributes"].update(best_validation_score_=np.ones(2)), "best_validation_score_"),
         (lambda s: s["networks"]["encoder_"].update({1: np.zeros(5, np.float32)}), "weights named 1"),
+        (lambda s: s["optimizer"]["state"].update(items={"ab": 1}), "not a list of \\(key, value\\) pairs"),
         # Values that reach native code or fail deep inside: checked against the network.
         (
             lambda s: s["optimizer"]["state"]["items"][0][1]["exp_avg"].update(array=np.zeros(0, np.float32)),
