@@ -1320,11 +1320,6 @@ class _BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _n_features_out(self):
         return self.n_components_
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        # The classes that pickles, skops files and .skae files may name.
-        _state.register_estimator_class(cls)
-
     # The parameters that shape the networks, for skae._schema to check fitted architectures.
     _ARCHITECTURE_PARAMETERS = _ARCHITECTURE_PARAMETERS
 

@@ -42,10 +42,7 @@ __all__ = [
     "STATE_VERSION",
     "InvalidStateError",
     "PickleOnly",
-    "estimator_class",
-    "estimator_classes",
     "estimator_state",
-    "register_estimator_class",
     "restore_estimator",
     "to_plain",
 ]
@@ -67,26 +64,6 @@ _WEIGHT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _BIT_GENERATORS = {name: getattr(np.random, name) for name in ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")}
 # Estimators a parameter may hold (latent_sampler=GaussianMixture(...)), kept as their parameters.
 _ESTIMATORS = {"sklearn.mixture.GaussianMixture": GaussianMixture}
-
-# The estimator classes a state or a file may name: skae's own, registered as
-# they are defined (see _BaseAutoencoder.__init_subclass__).
-_CLASSES = {}
-
-
-def register_estimator_class(cls):
-    """Record ``cls`` as a class states and files may name, if it is one of skae's public ones."""
-    if cls.__module__.startswith("skae.") and not cls.__name__.startswith("_"):
-        _CLASSES[cls.__name__] = cls
-
-
-def estimator_class(name):
-    """The registered skae estimator class called ``name``, or None."""
-    return _CLASSES.get(name) if isinstance(name, str) else None
-
-
-def estimator_classes():
-    """The registered skae estimator classes, by name."""
-    return dict(_CLASSES)
 
 
 class PickleOnly:

@@ -35,11 +35,13 @@ import numpy as np
 import torch
 
 from . import _state
-# The estimator modules register their classes with _state as they are defined;
-# ``import skae`` is lazy, so a file or skops_trusted_types() may come first.
-from . import autoencoder, vae  # noqa: F401
+from .autoencoder import AutoencoderTransformer
+from .vae import VAETransformer
 
 __all__ = ["FORMAT_VERSION", "load", "save", "skops_trusted_types"]
+
+# The estimator classes a .skae file may name, and skops users trust.
+_CLASSES = {cls.__name__: cls for cls in (AutoencoderTransformer, VAETransformer)}
 
 #: Version of the file layout; :func:`load` reads this version only.
 FORMAT_VERSION = 3
@@ -107,7 +109,7 @@ def skops_trusted_types():
     >>> skae.skops_trusted_types()
     ['skae.autoencoder.AutoencoderTransformer', 'skae.vae.VAETransformer']
     """
-    return sorted(f"{cls.__module__}.{cls.__qualname__}" for cls in _state.estimator_classes().values())
+    return sorted(f"{cls.__module__}.{cls.__qualname__}" for cls in _CLASSES.values())
 
 
 # ------------------------------------------------------------------ writing
@@ -215,7 +217,7 @@ def save(estimator, path):
     from . import __version__
 
     name = type(estimator).__name__
-    if _state.estimator_class(name) is not type(estimator):
+    if _CLASSES.get(name) is not type(estimator):
         raise TypeError(
             f"skae.save stores one skae estimator, got a {name}. Save a Pipeline or any "
             "other scikit-learn object that contains skae estimators with skops: "
@@ -650,7 +652,8 @@ def load(path, *, device=None):
     True
     """
     arrays, document, source = _read(path)
-    cls = _state.estimator_class(document.get("class"))
+    name = document.get("class")
+    cls = _CLASSES.get(name) if type(name) is str else None
     if cls is None:
         raise ValueError(f"{source} holds an unknown estimator class {str(document.get('class'))[:100]!r}.")
     estimator = cls.__new__(cls)
