@@ -38,7 +38,6 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from . import __version__
-from ._base import _ARCHITECTURE_PARAMETERS
 from .autoencoder import AutoencoderTransformer
 from .engine.networks import GaussianEncoder, Standardize, Unstandardize
 from .vae import VAETransformer
@@ -231,10 +230,6 @@ def _network(graph, module, x, rank, where, n_components):
     raise _Unconvertible(f"{where} (a {kind.__name__})")
 
 
-def _fitted_reconstruction_loss(estimator):
-    return dict(zip(_ARCHITECTURE_PARAMETERS, estimator._fitted_architecture))["reconstruction_loss"]
-
-
 def _add_network(graph, estimator, name, x):
     """``estimator.<name>`` on ``x`` in ``graph``, or a ValueError naming what cannot be converted."""
     check_is_fitted(estimator)
@@ -359,7 +354,7 @@ def inverse_transform_to_onnx(estimator, *, dtype=np.float32, target_opset=None)
         raise ValueError(f"target_opset must be an int from {_MIN_OPSET} to {newest}, got {target_opset!r}.")
     graph = _StandaloneGraph(dtype)
     output = _add_network(graph, estimator, "decoder_", "X")
-    if _fitted_reconstruction_loss(estimator) == "bce":
+    if estimator._fitted_architecture_params()["reconstruction_loss"] == "bce":
         output = graph.node("Sigmoid", [output])
     graph.node("Identity", [output], output="X_original")
     element = helper.np_dtype_to_tensor_dtype(dtype)
