@@ -184,7 +184,7 @@ def compare(args):
     from tqdm.auto import tqdm
 
     from ._cli_figures import count_figures, write_figures
-    from .compare import compare_reducers, held_out_split, resolve_task, sizes_to_compare
+    from .compare import compare_reducers, resolve_task, sizes_to_compare
     from .engine.device import resolve_device
 
     try:
@@ -220,9 +220,8 @@ def compare(args):
             table.drop(columns="estimator").to_csv(csv_path, index=False)
             figures = []
             if not table.empty:
-                held_out = held_out_split(data.X, data.y, task=task,
-                                          random_state=args.random_state)
-                figures = write_figures(table, held_out, data.image_shape, args.random_state,
+                figures = write_figures(table, table.attrs["held_out"], data.image_shape,
+                                        args.random_state,
                                         out, progress=bar)
     for message in dict.fromkeys(str(w.message).splitlines()[0] for w in caught):
         print(f"note: {message}")

@@ -398,7 +398,9 @@ def compare_reducers(
         with ``update`` and ``set_postfix_str``) is advanced by one per fit
         instead, so a caller can show one bar for more work.
     return_estimator : bool, default=False
-        Add a column ``estimator`` holding each fitted reducer.
+        Add a column ``estimator`` holding each fitted reducer, and the split
+        they were fitted and scored on as ``table.attrs["held_out"]`` (a
+        ``HeldOut`` from :func:`held_out_split`).
     **estimator_params : dict
         Parameters of the default AutoencoderTransformer and VAETransformer
         (for instance ``max_iter=50`` or ``device="cpu"``).
@@ -495,4 +497,7 @@ def compare_reducers(
         if own_bar:
             bar.close()
     columns = COLUMNS + (["estimator"] if return_estimator else [])
-    return pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(rows, columns=columns)
+    if return_estimator:
+        table.attrs["held_out"] = held_out
+    return table

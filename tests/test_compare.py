@@ -386,9 +386,10 @@ def test_figures_with_no_model_to_show_write_no_file_and_no_error(tmp_path):
 
     X, y = load_digits(return_X_y=True)
     X = X / 16
-    held_out = held_out_split(X, y, random_state=0)
     table = compare_reducers(X, y, reducers={"PCA": PCA()}, n_components=(2,), random_state=0,
                              return_estimator=True)
+    held_out = table.attrs["held_out"]  # the split the models were fitted and scored on
+    np.testing.assert_array_equal(held_out.X_test, held_out_split(X, y, random_state=0).X_test)
     written = write_figures(table, held_out, (8, 8), 0, str(tmp_path))  # nothing was trained
     assert sorted(os.path.basename(path) for path in written) == [
         "latent_spaces.png", "reconstructions.png"]
